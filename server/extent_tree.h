@@ -1,0 +1,40 @@
+/* blkcache: the extent range-lock tree.
+ *
+ * Locks byte ranges [start, end] (end inclusive, so a range may reach
+ * UINT64_MAX).  Held ranges never overlap.  A locker whose range conflicts
+ * waits without holding any part of its range and takes the whole range at
+ * once when it is free (all-or-nothing), so two lockers can never deadlock
+ * on each other's halves.  Waiters are served in arrival order among those
+ * that overlap, so a waiter cannot starve under a stream of overlapping
+ * lockers.
+ *
+ * Lock ordering: the tree's internal mutex is a leaf; callers may hold any
+ * other lock of theirs while calling extent_lock (it may sleep), but must
+ * never wait, while holding a range, for anything that needs that range.
+ */
+#ifndef BLKCACHE_EXTENT_TREE_H
+#define BLKCACHE_EXTENT_TREE_H
+
+#include <stdint.h>
+
+struct extent_tree;
+
+/* Allocate an empty tree.  Returns NULL with errno set on failure. */
+struct extent_tree *extent_tree_new (void);
+
+/* Free a tree; no range may be held and no locker may be waiting. */
+void extent_tree_free (struct extent_tree *tree);
+
+/* Lock [start, end], sleeping until no held range overlaps it.
+ * Returns 0, or -EINVAL when end < start. */
+int extent_lock (struct extent_tree *tree, uint64_t start, uint64_t end);
+
+/* Lock [start, end] only if that needs no wait (and no earlier waiter
+ * overlaps it).  Returns 0, -EBUSY, or -EINVAL when end < start. */
+int extent_trylock (struct extent_tree *tree, uint64_t start, uint64_t end);
+
+/* Unlock [start, end], exactly a range this caller locked, and wake the
+ * waiters that overlap it. */
+void extent_unlock (struct extent_tree *tree, uint64_t start, uint64_t end);
+
+#endif /* BLKCACHE_EXTENT_TREE_H */

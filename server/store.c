@@ -1,0 +1,577 @@
+/* blkcache: the store.  See store.h for what it owns.
+ *
+ * Every function here is a thin loop over pread/pwritev2/fallocate/ioctl
+ * that retries short transfers and EINTR, so callers see whole requests.
+ * Reads of unaligned ranges go through an aligned bounce buffer; writes
+ * must be aligned by the caller (store.h), and only their buffer may be
+ * bounced.  Nothing here takes a lock or sleeps other than in the kernel.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define DEFAULT_ALIGN 4096
+/* Largest bounce buffer, and the largest single written-zeroes chunk. */
+#define BOUNCE_MAX (1024 * 1024)
+
+static int
+full_pread (int fd, void *buf, size_t count, uint64_t offset)
+{
+  char *p = buf;
+
+  while (count > 0)
+    {
+      ssize_t r = pread (fd, p, count, offset);
+      if (r == -1)
+        {
+          if (errno == EINTR)
+            continue;
+          return -errno;
+        }
+      if (r == 0)
+        {
+          /* Past the end of a file that shrank under us: zeroes. */
+          memset (p, 0, count);
+          return 0;
+        }
+      p += r;
+      count -= r;
+      offset += r;
+    }
+  return 0;
+}
+
+/* pwritev2 with RWF_DSYNC when FUA, falling back to pwrite + fdatasync
+ * where the kernel or filesystem does not support the flag. */
+static int
+full_pwrite (int fd, const void *buf, size_t count, uint64_t offset, bool fua)
+{
+  const char *p = buf;
+  bool dsync = fua;
+
+  while (count > 0)
+    {
+      struct iovec iov = { .iov_base = (void *) p, .iov_len = count };
+      ssize_t r = pwritev2 (fd, &iov, 1, offset, dsync ? RWF_DSYNC : 0);
+      if (r == -1)
+        {
+          if (errno == EINTR)
+            continue;
+          if (dsync && (errno == EOPNOTSUPP || errno == ENOSYS))
+            {
+              dsync = false;
+              continue;
+            }
+          return -errno;
+        }
+      p += r;
+      count -= r;
+      offset += r;
+    }
+  if (fua && !dsync && fdatasync (fd) == -1)
+    return -errno;
+  return 0;
+}
+
+uint64_t
+store_align_down (const struct store *st, uint64_t offset)
+{
+  return offset - offset % st->align;
+}
+
+uint64_t
+store_align_up (const struct store *st, uint64_t offset)
+{
+  return store_align_down (st, offset + st->align - 1);
+}
+
+void *
+store_alloc_buffer (const struct store *st, size_t len)
+{
+  void *p;
+  int r = posix_memalign (&p, st->mem_align < 4096 ? 4096 : st->mem_align,
+                          len ? len : 1);
+  if (r != 0)
+    {
+      errno = r;
+      return NULL;
+    }
+  return p;
+}
+
+/* Drop written pages from the page cache when I/O is buffered, so the data
+ * is not cached in the kernel as well as in blkcache. */
+static void
+drop_page_cache (struct store *st, uint64_t offset, uint64_t count)
+{
+  if (!st->direct)
+    posix_fadvise (st->bfd, offset, count, POSIX_FADV_DONTNEED);
+}
+
+/* Read an aligned range of the O_DIRECT body into an aligned buffer. */
+static int
+read_direct (struct store *st, void *buf, size_t count, uint64_t offset)
+{
+  return full_pread (st->fd, buf, count, offset);
+}
+
+int
+store_read (struct store *st, void *buf, size_t count, uint64_t offset)
+{
+  char *out = buf;
+
+  if (offset > st->size || count > st->size - offset)
+    return -EINVAL;
+
+  /* The tail, and everything when not direct, is read buffered. */
+  if (!st->direct)
+    return full_pread (st->bfd, buf, count, offset);
+  if (offset + count > st->body)
+    {
+      uint64_t start = offset > st->body ? offset : st->body;
+      int r = full_pread (st->bfd, out + (start - offset),
+                          offset + count - start, start);
+      if (r < 0)
+        return r;
+      count = start - offset;
+    }
+  if (count == 0)
+    return 0;
+
+  /* Aligned request into an aligned buffer: straight from the disk. */
+  if (offset % st->align == 0 && count % st->align == 0
+      && (uintptr_t) out % st->mem_align == 0)
+    return read_direct (st, out, count, offset);
+
+  /* Otherwise bounce, at most BOUNCE_MAX at a time. */
+  size_t blen = BOUNCE_MAX;
+  uint64_t span = store_align_up (st, offset + count)
+                  - store_align_down (st, offset);
+  if (span < blen)
+    blen = span;
+  char *bounce = store_alloc_buffer (st, blen);
+  if (bounce == NULL)
+    return -errno;
+  int r = 0;
+  while (count > 0)
+    {
+      uint64_t start = store_align_down (st, offset);
+      size_t skip = offset - start;
+      size_t n = count < blen - skip ? count : blen - skip;
+      size_t len = store_align_up (st, skip + n);
+      r = read_direct (st, bounce, len, start);
+      if (r < 0)
+        break;
+      memcpy (out, bounce + skip, n);
+      out += n;
+      offset += n;
+      count -= n;
+    }
+  free (bounce);
+  return r;
+}
+
+int
+store_write (struct store *st, const void *buf, size_t count,
+             uint64_t offset, bool fua)
+{
+  const char *in = buf;
+  int r;
+
+  if (st->readonly)
+    return -EROFS;
+  if (offset > st->size || count > st->size - offset)
+    return -EINVAL;
+  if (!st->direct)
+    {
+      r = full_pwrite (st->bfd, buf, count, offset, fua);
+      if (r == 0)
+        drop_page_cache (st, offset, count);
+      return r;
+    }
+  if (offset % st->align != 0
+      || (count % st->align != 0 && offset + count != st->size))
+    return -EINVAL;
+
+  if (offset + count > st->body)
+    {
+      uint64_t start = offset > st->body ? offset : st->body;
+      r = full_pwrite (st->bfd, in + (start - offset), offset + count - start,
+                       start, fua);
+      if (r < 0)
+        return r;
+      count = start - offset;
+    }
+  if (count == 0)
+    return 0;
+
+  if ((uintptr_t) in % st->mem_align == 0)
+    return full_pwrite (st->fd, in, count, offset, fua);
+
+  size_t blen = count < BOUNCE_MAX ? count : BOUNCE_MAX;
+  char *bounce = store_alloc_buffer (st, blen);
+  if (bounce == NULL)
+    return -errno;
+  r = 0;
+  while (count > 0)
+    {
+      size_t n = count < blen ? count : blen;
+      memcpy (bounce, in, n);
+      r = full_pwrite (st->fd, bounce, n, offset, fua);
+      if (r < 0)
+        break;
+      in += n;
+      offset += n;
+      count -= n;
+    }
+  free (bounce);
+  return r;
+}
+
+int
+store_sync (struct store *st)
+{
+  if (st->readonly)
+    return 0;
+  if (fdatasync (st->fd) == -1)
+    return -errno;
+  return 0;
+}
+
+/* Write zeroes, the last resort for zeroing. */
+static int
+write_zeroes (struct store *st, size_t count, uint64_t offset, bool fua)
+{
+  size_t blen = count < BOUNCE_MAX ? count : BOUNCE_MAX;
+  char *zeroes = store_alloc_buffer (st, blen);
+  int r = 0;
+
+  if (zeroes == NULL)
+    return -errno;
+  memset (zeroes, 0, blen);
+  while (count > 0 && r == 0)
+    {
+      size_t n = count < blen ? count : blen;
+      r = store_write (st, zeroes, n, offset, fua);
+      offset += n;
+      count -= n;
+    }
+  free (zeroes);
+  return r;
+}
+
+static bool
+unsupported (int err)
+{
+  return err == EOPNOTSUPP || err == ENOSYS || err == EINVAL
+         || err == ENOTTY;
+}
+
+/* Try the fast ways to zero; -ENOTSUP when none works here. */
+static int
+zero_fast (struct store *st, size_t count, uint64_t offset, bool may_trim)
+{
+  if (st->is_block)
+    {
+      uint64_t range[2] = { offset, count };
+      if (ioctl (st->bfd, BLKZEROOUT, range) == 0)
+        return 0;
+      return unsupported (errno) ? -ENOTSUP : -errno;
+    }
+  if (may_trim && st->can_punch
+      && fallocate (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    offset, count) == 0)
+    return 0;
+  if (fallocate (st->bfd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset,
+                 count) == 0)
+    return 0;
+  if (!unsupported (errno))
+    return -errno;
+  /* Punch then allocate: zeroes that stay allocated. */
+  if (st->can_punch
+      && fallocate (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    offset, count) == 0)
+    {
+      if (may_trim || fallocate (st->bfd, FALLOC_FL_KEEP_SIZE, offset, count) == 0
+          || unsupported (errno))
+        return 0;
+      return -errno;
+    }
+  if (!unsupported (errno))
+    return -errno;
+  return -ENOTSUP;
+}
+
+int
+store_zero (struct store *st, size_t count, uint64_t offset, bool may_trim,
+            bool fast, bool fua)
+{
+  int r;
+
+  if (st->readonly)
+    return -EROFS;
+  if (offset > st->size || count > st->size - offset)
+    return -EINVAL;
+  if (count == 0)
+    return 0;
+  r = zero_fast (st, count, offset, may_trim);
+  if (r == 0)
+    {
+      /* fallocate and BLKZEROOUT change the disk outside the page cache's
+       * view only for O_DIRECT readers; buffered readers need the drop. */
+      drop_page_cache (st, offset, count);
+      if (fua && fdatasync (st->bfd) == -1)
+        return -errno;
+      return 0;
+    }
+  if (r != -ENOTSUP || fast)
+    return r;
+  return write_zeroes (st, count, offset, fua);
+}
+
+int
+store_trim (struct store *st, size_t count, uint64_t offset, bool fua)
+{
+  int r = 0;
+
+  if (st->readonly)
+    return -EROFS;
+  if (offset > st->size || count > st->size - offset)
+    return -EINVAL;
+  if (count == 0)
+    return 0;
+  if (st->is_block)
+    {
+      uint64_t range[2] = { offset, count };
+      if (ioctl (st->bfd, BLKDISCARD, range) == -1 && !unsupported (errno))
+        r = -errno;
+    }
+  else if (st->can_punch
+           && fallocate (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         offset, count) == -1)
+    r = unsupported (errno) ? 0 : -errno;
+  if (r == 0)
+    drop_page_cache (st, offset, count);
+  if (r == 0 && fua && fdatasync (st->bfd) == -1)
+    r = -errno;
+  return r;
+}
+
+int
+store_extents (struct store *st, uint64_t offset, uint64_t count,
+               store_extent_fn add, void *opaque)
+{
+  uint64_t end = offset + count;
+
+  if (offset > st->size || count > st->size - offset)
+    return -EINVAL;
+  if (st->is_block)
+    return add (opaque, offset, count, false);
+
+  while (offset < end)
+    {
+      off_t data = lseek (st->bfd, offset, SEEK_DATA);
+      if (data == -1 && errno == ENXIO)
+        data = end; /* hole to the end of the file */
+      else if (data == -1)
+        return add (opaque, offset, end - offset, false);
+      if ((uint64_t) data > offset)
+        {
+          uint64_t n = ((uint64_t) data < end ? (uint64_t) data : end) - offset;
+          int r = add (opaque, offset, n, true);
+          if (r)
+            return r;
+          offset += n;
+          continue;
+        }
+      off_t hole = lseek (st->bfd, offset, SEEK_HOLE);
+      if (hole == -1)
+        hole = end;
+      uint64_t n = ((uint64_t) hole < end ? (uint64_t) hole : end) - offset;
+      int r = add (opaque, offset, n, false);
+      if (r)
+        return r;
+      offset += n;
+    }
+  return 0;
+}
+
+int
+store_prefetch (struct store *st, uint64_t offset, uint64_t count)
+{
+  if (!st->direct)
+    posix_fadvise (st->bfd, offset, count, POSIX_FADV_WILLNEED);
+  return 0;
+}
+
+/* Size, alignment and rotation of a block device. */
+static int
+probe_block_device (struct store *st, int fd)
+{
+  int ssz = 0;
+
+  if (ioctl (fd, BLKGETSIZE64, &st->size) == -1)
+    return -errno;
+  if (ioctl (fd, BLKSSZGET, &ssz) == 0 && ssz > 0)
+    st->align = st->mem_align = ssz;
+#ifdef BLKROTATIONAL
+  unsigned short rot = 0;
+  if (ioctl (fd, BLKROTATIONAL, &rot) == 0)
+    st->is_rotational = rot != 0;
+#endif
+  return 0;
+}
+
+/* Direct-I/O alignment of a regular file: statx STATX_DIOALIGN where the
+ * kernel reports it, else the safe default. */
+static void
+probe_file_alignment (struct store *st, int fd)
+{
+#ifdef STATX_DIOALIGN
+  struct statx sx;
+  if (statx (fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0
+      && (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align > 0)
+    {
+      st->align = sx.stx_dio_offset_align;
+      st->mem_align = sx.stx_dio_mem_align ? sx.stx_dio_mem_align : 1;
+      return;
+    }
+#endif
+  st->align = st->mem_align = DEFAULT_ALIGN;
+}
+
+/* Open the O_DIRECT descriptor and prove it works with one aligned read;
+ * some filesystems accept the flag at open and refuse the I/O. */
+static int
+open_direct (struct store *st, const char *path)
+{
+  int fd = open (path, (st->readonly ? O_RDONLY : O_RDWR) | O_DIRECT
+                         | O_CLOEXEC);
+  if (fd == -1)
+    return -errno;
+  if (st->body > 0)
+    {
+      void *buf = store_alloc_buffer (st, st->align);
+      if (buf == NULL)
+        {
+          close (fd);
+          return -ENOMEM;
+        }
+      int r = full_pread (fd, buf, st->align, 0);
+      free (buf);
+      if (r < 0)
+        {
+          close (fd);
+          return r;
+        }
+    }
+  st->fd = fd;
+  st->direct = true;
+  return 0;
+}
+
+int
+store_open (const char *path, bool readonly, enum store_direct mode,
+            struct store **out, char *err, size_t errlen)
+{
+  struct store *st = calloc (1, sizeof *st);
+  struct stat sb;
+  int r;
+
+  if (st == NULL)
+    {
+      snprintf (err, errlen, "out of memory");
+      return -ENOMEM;
+    }
+  st->fd = st->bfd = -1;
+  st->readonly = readonly;
+  if (stat (path, &sb) == -1)
+    {
+      r = -errno;
+      snprintf (err, errlen, "%s: %s", path, strerror (errno));
+      goto fail;
+    }
+  if (!S_ISBLK (sb.st_mode) && !S_ISREG (sb.st_mode))
+    {
+      r = -ENODEV;
+      snprintf (err, errlen,
+                "%s: not a regular file or a block device", path);
+      goto fail;
+    }
+  st->bfd = open (path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (st->bfd == -1)
+    {
+      r = -errno;
+      snprintf (err, errlen, "%s: cannot open%s: %s", path,
+                readonly ? "" : " for writing (use -r to serve it read-only)",
+                strerror (errno));
+      goto fail;
+    }
+  if (S_ISBLK (sb.st_mode))
+    {
+      st->is_block = true;
+      st->align = st->mem_align = 512;
+      r = probe_block_device (st, st->bfd);
+      if (r < 0)
+        {
+          snprintf (err, errlen, "%s: cannot read the device size: %s", path,
+                    strerror (-r));
+          goto fail;
+        }
+    }
+  else
+    {
+      st->size = sb.st_size;
+      st->can_punch = true;
+      probe_file_alignment (st, st->bfd);
+    }
+  st->body = st->size - st->size % st->align;
+
+  if (mode != STORE_DIRECT_OFF)
+    {
+      r = open_direct (st, path);
+      if (r < 0 && mode == STORE_DIRECT_ON)
+        {
+          snprintf (err, errlen,
+                    "%s: direct=on but O_DIRECT is refused here: %s "
+                    "(use direct=auto or direct=off)", path, strerror (-r));
+          goto fail;
+        }
+    }
+  if (!st->direct)
+    {
+      st->fd = st->bfd;
+      st->align = st->mem_align = 1;
+      st->body = st->size;
+    }
+  *out = st;
+  return 0;
+
+fail:
+  store_close (st);
+  return r;
+}
+
+void
+store_close (struct store *st)
+{
+  if (st == NULL)
+    return;
+  if (st->fd >= 0 && st->fd != st->bfd)
+    close (st->fd);
+  if (st->bfd >= 0)
+    close (st->bfd);
+  free (st);
+}

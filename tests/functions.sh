@@ -1,0 +1,136 @@
+# Shared helpers for the integration tests; source this file.
+# Each test runs a real nbdkit with the built plugin on a real file.
+
+set -e
+set -u
+
+: "${top_builddir:=..}"
+: "${SANITIZER:=}"
+PLUGIN="$(cd "$top_builddir" && pwd)/plugin/.libs/nbdkit-blkcache-plugin.so"
+CLIENT_DIR="$(cd "$top_builddir" && pwd)/client"
+
+# nbdsh and the python scripts need Debian's python3, which has the nbd module.
+export PATH="/usr/bin:$PATH"
+
+# Exit 77 (skip) when a tool is missing.
+requires ()
+{
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || {
+      echo "$0: '$tool' not found, skipping"
+      exit 77
+    }
+  done
+}
+
+# A scratch directory on the build tree's filesystem (not tmpfs), removed at exit.
+TESTDIR="$(mktemp -d "$(pwd)/tmp.$(basename "$0" .sh).XXXXXX")"
+export TESTDIR
+SERVER_PIDS=""
+SERVER_LOGS=""
+
+cleanup ()
+{
+  status=$?
+  for pid in $SERVER_PIDS; do
+    kill "$pid" 2>/dev/null || :
+  done
+  for pid in $SERVER_PIDS; do
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  done
+  for log in $SERVER_LOGS; do
+    if sanitizer_report "$log"; then
+      echo "$0: sanitizer report in $log:"
+      cat "$log"
+      status=1
+    fi
+  done
+  if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+    for log in $SERVER_LOGS; do
+      echo "--- $log"; tail -n 40 "$log"
+    done
+  fi
+  rm -rf "$TESTDIR"
+  exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+sanitizer_report ()
+{
+  grep -qE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer' "$1"
+}
+
+# The preload a sanitized plugin needs inside nbdkit (and only there).
+sanitizer_preload ()
+{
+  case "$SANITIZER" in
+    asan) echo "$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" ;;
+    tsan) echo "$(gcc -print-file-name=libtsan.so)" ;;
+    *) echo "" ;;
+  esac
+}
+
+# start_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...
+# Starts nbdkit with the plugin on the unix socket $TESTDIR/NAME.sock and sets
+# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.
+start_server ()
+{
+  name="$1"; shift
+  opts=""
+  for a in "$@"; do
+    if [ "$a" = "--" ]; then opts="yes"; fi
+  done
+  nbdkit_opts=""
+  if [ -n "$opts" ]; then
+    while [ "$1" != "--" ]; do nbdkit_opts="$nbdkit_opts $1"; shift; done
+    shift
+  fi
+  SOCK="$TESTDIR/$name.sock"
+  URI="nbd+unix:///?socket=$SOCK"
+  log="$TESTDIR/$name.log"
+  pidfile="$TESTDIR/$name.pid"
+  rm -f "$pidfile" "$SOCK"
+  # shellcheck disable=SC2086
+  env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS="detect_leaks=0" \
+    TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
+    nbdkit -f -P "$pidfile" -U "$SOCK" $nbdkit_opts "$PLUGIN" "$@" \
+    2>>"$log" &
+  SERVER_LOGS="$SERVER_LOGS $log"
+  for _ in $(seq 1 300); do
+    if [ -s "$pidfile" ] && [ -S "$SOCK" ]; then break; fi
+    if ! kill -0 $! 2>/dev/null; then
+      echo "$0: nbdkit failed to start:"; cat "$log"; return 1
+    fi
+    sleep 0.1
+  done
+  [ -s "$pidfile" ] || { echo "$0: nbdkit did not start"; cat "$log"; return 1; }
+  PID="$(cat "$pidfile")"
+  SERVER_PIDS="$SERVER_PIDS $PID"
+}
+
+# stop_server PID: a clean shutdown, waiting for the process to go.
+stop_server ()
+{
+  kill "$1"
+  while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
+}
+
+# kill_server PID: SIGKILL, as a crash would.
+kill_server ()
+{
+  kill -9 "$1"
+  while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
+}
+
+# nbdkit_fails PLUGIN-ARGS... : the server must refuse to start; its
+# message is left in $TESTDIR/fail.log.
+nbdkit_fails ()
+{
+  if env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS="detect_leaks=0" \
+       nbdkit -f -U "$TESTDIR/fail.sock" "$PLUGIN" "$@" --run true \
+       >"$TESTDIR/fail.log" 2>&1; then
+    echo "$0: nbdkit started with: $*"
+    return 1
+  fi
+  return 0
+}
