@@ -1,0 +1,214 @@
+/* blkcache: the shared block cache.
+ *
+ * Fixed-size blocks of the disk, numbered by offset / block size, each with
+ * a data buffer aligned to 4096 bytes so that O_DIRECT reads and writes go
+ * straight to and from it.  Every connection shares one cache.
+ *
+ * A block is either CLEAN (its bytes equal the disk's), DIRTY (newer than the
+ * disk, to be written back) or WRITEBACK (a write of it to the disk is in
+ * flight; marking it dirty again meanwhile sets a "redirtied" flag, so the
+ * end of that writeback leaves it DIRTY).  Only CLEAN blocks that nobody has
+ * pinned are ever evicted, by S3-FIFO (a small probation FIFO, a main FIFO
+ * and a ghost FIFO of recently evicted block numbers), which a one-pass scan
+ * cannot flush out.  The cache never holds more than cache-size / block-size
+ * blocks (design invariant 8); when it is full of dirty or pinned blocks an
+ * allocation fails and the caller writes back or waits.
+ *
+ * Pins: a block returned by cache_lookup, cache_peek, cache_alloc or
+ * cache_insert is pinned for the caller, who must cache_unpin it.  A pinned
+ * block's memory is never freed or reused, even if the block is dropped.
+ *
+ * What the cache does not do: it does not order itself against disk I/O.
+ * The engine's range locks and ordered extents decide when a block may be
+ * inserted, marked or dropped; the preconditions below say which lock the
+ * design expects the caller to hold.  Every function here is thread-safe.
+ * Functions that sleep: only cache_space_wait (and the internal mutexes).
+ */
+#ifndef BLKCACHE_CACHE_H
+#define BLKCACHE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cache_state
+{
+  CACHE_CLEAN,
+  CACHE_DIRTY,
+  CACHE_WRITEBACK,
+};
+
+/* A run of contiguous block numbers: start, start + 1, ..., start + count - 1.
+ */
+struct cache_run
+{
+  uint64_t start;
+  uint64_t count;
+};
+
+/* Counters.  Each group is read under its own lock, so a snapshot taken
+ * while other threads work is consistent per line, not as a whole. */
+struct cache_stats
+{
+  uint64_t hits;             /* cache_lookup found the block */
+  uint64_t misses;           /* cache_lookup did not */
+  uint64_t insertions;       /* blocks inserted */
+  uint64_t evictions;        /* clean blocks evicted to make room */
+  uint64_t blocks;           /* blocks allocated: cached, being filled, dropped
+                              * but still pinned */
+  uint64_t capacity;         /* cache-size / block-size */
+  uint64_t small_blocks;     /* in the small (probation) FIFO */
+  uint64_t main_blocks;      /* in the main FIFO */
+  uint64_t ghost_entries;    /* block numbers remembered as evicted */
+  uint64_t dirty_bytes;      /* bytes of DIRTY and WRITEBACK blocks */
+  uint64_t peak_dirty_bytes; /* highest dirty_bytes seen */
+  uint64_t metadata_bytes;   /* memory of everything but data buffers */
+};
+
+struct cache;
+struct cache_block;
+
+/* Create a cache of CACHE_SIZE bytes of BLOCK_SIZE blocks.  BLOCK_SIZE must
+ * be a power of two from 4096 to 1 MiB and CACHE_SIZE hold at least one
+ * block.  Returns NULL with errno EINVAL or ENOMEM. */
+struct cache *cache_new (uint64_t cache_size, uint32_t block_size);
+
+/* Free the cache and every block.  No block may be pinned. */
+void cache_free (struct cache *c);
+
+/* The block size the cache was created with. */
+uint32_t cache_block_size (const struct cache *c);
+
+/* The data buffer of a block: block-size bytes aligned to 4096.  The caller
+ * must hold a pin; writing it needs the block's range lock. */
+void *cache_block_data (const struct cache_block *b);
+
+/* The block number of an inserted block. */
+uint64_t cache_block_number (const struct cache_block *b);
+
+/* Find block BLOCKNO and pin it, for a reader: counts a hit or a miss and
+ * raises the block's eviction frequency.  Returns NULL on a miss.  Takes one
+ * shard lock; never sleeps on anything but that lock. */
+struct cache_block *cache_lookup (struct cache *c, uint64_t blockno);
+
+/* Like cache_lookup, without counting or touching the eviction policy: for
+ * the recheck under a range lock, for writeback and for direct writes. */
+struct cache_block *cache_peek (struct cache *c, uint64_t blockno);
+
+/* Drop a pin.  The last pin of a block dropped by cache_drop_range frees
+ * it. */
+void cache_unpin (struct cache *c, struct cache_block *b);
+
+/* Allocate an empty block, pinned, not yet in the cache, and store it in
+ * *BP.  If the cache is full, evict a CLEAN unpinned block (S3-FIFO order)
+ * to make room.  Fails, evicting nothing, with:
+ *   -ENOSPC  no block can be evicted and some are DIRTY: write some back
+ *            (cache_pick_victim) and retry;
+ *   -EAGAIN  no block can be evicted and none is DIRTY (all are pinned or in
+ *            writeback): wait (cache_space_wait) and retry;
+ *   -ENOMEM.
+ * The new block counts against the capacity until it is inserted and later
+ * evicted, or discarded.  O(1) amortised; when nothing can be evicted the
+ * search gives up after O(blocks) steps. */
+int cache_alloc (struct cache *c, struct cache_block **bp);
+
+/* Insert B, from cache_alloc and filled by the caller, as block BLOCKNO in
+ * state CLEAN.  The caller keeps its pin on B.  If BLOCKNO is already cached,
+ * B is discarded, the cached block is pinned and stored in *EXISTINGP, and
+ * -EEXIST returned.  The caller should hold the range lock of the block and
+ * have checked the ordered extents (design: read miss). */
+int cache_insert (struct cache *c, struct cache_block *b, uint64_t blockno,
+                  struct cache_block **existingp);
+
+/* Free B, from cache_alloc and never inserted (for instance because the
+ * store read that was to fill it failed: design invariant 7). */
+void cache_discard (struct cache *c, struct cache_block *b);
+
+/* The state of a pinned block. */
+enum cache_state cache_block_state (struct cache *c, struct cache_block *b);
+
+/* Mark a pinned, inserted block DIRTY after writing into it: a CLEAN block
+ * becomes DIRTY, a WRITEBACK block is flagged redirtied.  Returns 0, or
+ * -ESTALE if the block was dropped (which the range locks rule out). */
+int cache_mark_dirty (struct cache *c, struct cache_block *b);
+
+/* Start writing a pinned DIRTY block back: it becomes WRITEBACK and leaves
+ * the dirty index.  The caller holds the block's range lock and next adds the
+ * ordered extent.  Returns 0; -EINVAL if the block is CLEAN (someone else
+ * wrote it back); -EBUSY if it is already in WRITEBACK (wait for that ordered
+ * extent first); -ESTALE if it was dropped. */
+int cache_start_writeback (struct cache *c, struct cache_block *b);
+
+/* End the writeback of a pinned WRITEBACK block, ERR being 0 or the
+ * negative errno of the write.  On success the block becomes CLEAN unless it
+ * was redirtied meanwhile; on error it becomes DIRTY again (design
+ * invariant 7: its data is kept; the ordered queue keeps the error for the
+ * next flush).  A block dropped meanwhile is left alone.  Needs no range
+ * lock.  Returns the block's new state. */
+enum cache_state cache_end_writeback (struct cache *c, struct cache_block *b,
+                                      int err);
+
+/* Fill RUNS with up to MAX_RUNS runs of dirty block numbers (blocks that are
+ * DIRTY, or in WRITEBACK and redirtied), in ascending order, starting from
+ * the first dirty block at or after FROM and covering at most MAX_BLOCKS
+ * blocks in all.  Returns the number of runs.  A block reported here may
+ * change state before the caller pins it: recheck under the range lock.
+ * O(log d + k) for d dirty blocks, k reported; takes only the dirty lock. */
+size_t cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
+                         struct cache_run *runs, size_t max_runs);
+
+/* Under memory pressure, choose which dirty block to write back: the DIRTY
+ * block nearest to eviction (oldest in the small FIFO, then in the main
+ * FIFO).  Stores its number in *BLOCKNOP and returns 0, or -ENOENT if no
+ * block is DIRTY.  O(blocks) at worst. */
+int cache_pick_victim (struct cache *c, uint64_t *blocknop);
+
+/* Drop the blocks FIRST..LAST (inclusive) from the cache, for a direct
+ * write, trim or zero of their bytes; the caller holds the range lock.
+ * CLEAN blocks are dropped.  DIRTY and WRITEBACK blocks are dropped only if
+ * OVERWRITTEN says the caller's I/O replaces every byte of them (design
+ * invariant 3), and are otherwise kept and counted.  A dropped block that is
+ * pinned leaves the index at once and is freed by its last unpin.  Returns
+ * the number of dirty blocks kept.  O(min (LAST - FIRST, blocks)). */
+uint64_t cache_drop_range (struct cache *c, uint64_t first, uint64_t last,
+                           bool overwritten);
+
+/* Drop every CLEAN unpinned block.  Returns how many were dropped. */
+uint64_t cache_drop_clean (struct cache *c);
+
+/* Change the cache size to CACHE_SIZE bytes (same block size).  Shrinking
+ * evicts CLEAN unpinned blocks; if dirty or pinned blocks still exceed the
+ * new capacity, returns how many blocks too many there are: until they are
+ * written back (or unpinned), the cache stays above its new size, and each
+ * allocation evicts down to it first.  Resizing forgets the ghost FIFO.
+ * Returns that count (0 when the new size holds), or -EINVAL, -ENOMEM. */
+int64_t cache_resize (struct cache *c, uint64_t cache_size);
+
+/* Waiting for space.  cache_alloc fails rather than sleep, because a caller
+ * holding a range lock must not sleep on writeback that may need it.  A
+ * caller that can wait announces itself before the attempt that may fail,
+ * so that no release of space between its attempt and its sleep is missed:
+ *
+ *   ticket = cache_space_watch (c);
+ *   while ((r = cache_alloc (c, &b)) == -EAGAIN)
+ *     cache_space_wait (c, &ticket);
+ *   cache_space_unwatch (c);
+ *
+ * Space "may be available" when a block is unpinned, becomes CLEAN, or is
+ * freed.  Wait on -ENOSPC only if some writeback is in flight. */
+
+/* Register the caller as a waiter and return a ticket for
+ * cache_space_wait. */
+uint64_t cache_space_watch (struct cache *c);
+
+/* Sleep until space may have become available since *TICKET was taken, and
+ * update *TICKET.  The caller must be registered (cache_space_watch). */
+void cache_space_wait (struct cache *c, uint64_t *ticket);
+
+/* Unregister a waiter. */
+void cache_space_unwatch (struct cache *c);
+
+/* Copy the counters into *STATS. */
+void cache_get_stats (struct cache *c, struct cache_stats *stats);
+
+#endif /* BLKCACHE_CACHE_H */

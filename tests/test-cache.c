@@ -1,0 +1,968 @@
+/* Unit and stress tests of server/cache.c, the shared block cache. */
+
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include "cache.h"
+
+/* Criterion's assertions may only abort the test from its main thread;
+ * helper threads report a broken invariant by crashing the test. */
+#define CHECK(cond)                                                            \
+  do                                                                           \
+    {                                                                          \
+      if (!(cond))                                                             \
+        {                                                                      \
+          fprintf (stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,    \
+                   #cond);                                                     \
+          abort ();                                                            \
+        }                                                                      \
+    }                                                                          \
+  while (0)
+
+#define BS 4096
+
+static void
+sleep_us (long us)
+{
+  struct timespec ts
+      = { .tv_sec = us / 1000000, .tv_nsec = us % 1000000 * 1000 };
+
+  nanosleep (&ts, NULL);
+}
+
+static struct cache *
+new_cache (uint64_t blocks)
+{
+  struct cache *c = cache_new (blocks * BS, BS);
+
+  cr_assert_not_null (c);
+  return c;
+}
+
+static struct cache_stats
+stats (struct cache *c)
+{
+  struct cache_stats st;
+
+  cache_get_stats (c, &st);
+  return st;
+}
+
+/* Allocate, tag and insert block BLOCKNO; returns it pinned. */
+static struct cache_block *
+insert (struct cache *c, uint64_t blockno)
+{
+  struct cache_block *b, *existing;
+
+  cr_assert_eq (cache_alloc (c, &b), 0);
+  *(uint64_t *)cache_block_data (b) = blockno;
+  cr_assert_eq (cache_insert (c, b, blockno, &existing), 0);
+  cr_assert_eq (cache_block_number (b), blockno);
+  return b;
+}
+
+/* A reader: look the block up, and on a miss fill it. */
+static void
+read_block (struct cache *c, uint64_t blockno)
+{
+  struct cache_block *b = cache_lookup (c, blockno);
+
+  if (b == NULL)
+    b = insert (c, blockno);
+  cr_assert_eq (*(uint64_t *)cache_block_data (b), blockno);
+  cache_unpin (c, b);
+}
+
+static struct cache_block *
+insert_dirty (struct cache *c, uint64_t blockno)
+{
+  struct cache_block *b = insert (c, blockno);
+
+  cr_assert_eq (cache_mark_dirty (c, b), 0);
+  return b;
+}
+
+Test (cache, new_rejects_bad_sizes)
+{
+  cr_assert_null (cache_new (1 << 20, 2048));
+  cr_assert_eq (errno, EINVAL);
+  cr_assert_null (cache_new (1 << 20, 3 * 4096));
+  cr_assert_null (cache_new (1 << 30, 2 << 20));
+  cr_assert_null (cache_new (4095, 4096));
+  cache_free (new_cache (1));
+}
+
+Test (cache, blocks_are_aligned_and_whole)
+{
+  struct cache *c = cache_new (4 << 20, 1 << 20);
+  struct cache_block *b;
+
+  cr_assert_eq (cache_block_size (c), 1 << 20);
+  cr_assert_eq (cache_alloc (c, &b), 0);
+  cr_assert_eq ((uintptr_t)cache_block_data (b) % 4096, 0);
+  memset (cache_block_data (b), 0xab, 1 << 20);
+  cache_discard (c, b);
+  cr_assert_eq (stats (c).blocks, 0);
+  cache_free (c);
+}
+
+Test (cache, lookup_insert_hit_miss)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b, *dup, *existing;
+  struct cache_stats st;
+
+  cr_assert_null (cache_lookup (c, 5));
+  b = insert (c, 5);
+  cache_unpin (c, b);
+  b = cache_lookup (c, 5);
+  cr_assert_not_null (b);
+  cr_assert_eq (cache_peek (c, 5), b);
+  cache_unpin (c, b);
+
+  /* A second reader filled the same block meanwhile: the first one wins. */
+  cr_assert_eq (cache_alloc (c, &dup), 0);
+  cr_assert_eq (cache_insert (c, dup, 5, &existing), -EEXIST);
+  cr_assert_eq (existing, b);
+  cache_unpin (c, existing);
+  cache_unpin (c, b);
+
+  st = stats (c);
+  cr_assert_eq (st.hits, 1);
+  cr_assert_eq (st.misses, 1);
+  cr_assert_eq (st.insertions, 1);
+  cr_assert_eq (st.blocks, 1);
+  cache_free (c);
+}
+
+Test (cache, capacity_is_never_exceeded)
+{
+  struct cache *c = new_cache (16);
+  struct cache_stats st;
+  uint64_t i;
+
+  for (i = 0; i < 100; i++)
+    {
+      read_block (c, i);
+      cr_assert_leq (stats (c).blocks, 16);
+    }
+  st = stats (c);
+  cr_assert_eq (st.blocks, 16);
+  cr_assert_eq (st.evictions, 84);
+  cr_assert_eq (st.small_blocks + st.main_blocks, 16);
+  cache_free (c);
+}
+
+/* Design goal: a hot set of half the cache, read a few times, survives a
+ * one-pass read of four times the cache: >= 80% of it still hits. */
+Test (cache, scan_resistance)
+{
+  enum
+  {
+    CAP = 1024,
+    HOT = CAP / 2,
+    SCAN = 4 * CAP
+  };
+  struct cache *c = new_cache (CAP);
+  uint64_t i, hits;
+  int pass;
+
+  for (pass = 0; pass < 3; pass++)
+    for (i = 0; i < HOT; i++)
+      read_block (c, i);
+  for (i = 0; i < SCAN; i++)
+    read_block (c, 1000000 + i);
+  hits = stats (c).hits;
+  for (i = 0; i < HOT; i++)
+    read_block (c, i);
+  hits = stats (c).hits - hits;
+  cr_log_info ("hot set survival after a 4x scan: %.1f%%", 100.0 * hits / HOT);
+  cr_assert_geq (hits * 100, HOT * 80);
+  cache_free (c);
+}
+
+/* A block evicted from the small FIFO is remembered by the ghost, and goes
+ * straight to main when it comes back. */
+Test (cache, ghost_readmits_to_main)
+{
+  struct cache *c = new_cache (20);
+  struct cache_stats st;
+  uint64_t i;
+
+  for (i = 0; i < 21; i++)
+    read_block (c, i);
+  st = stats (c);
+  cr_assert_eq (st.ghost_entries, 1);
+  cr_assert_null (cache_peek (c, 0));
+  read_block (c, 0);
+  st = stats (c);
+  cr_assert_eq (st.ghost_entries, 1);
+  cr_assert_eq (st.main_blocks, 1);
+  cache_free (c);
+}
+
+Test (cache, pinned_blocks_are_never_evicted)
+{
+  struct cache *c = new_cache (4);
+  struct cache_block *b[4], *extra;
+  uint64_t i;
+
+  for (i = 0; i < 4; i++)
+    b[i] = insert (c, i);
+  cr_assert_eq (cache_alloc (c, &extra), -EAGAIN);
+  cache_unpin (c, b[2]);
+  cr_assert_eq (cache_alloc (c, &extra), 0);
+  cr_assert_null (cache_peek (c, 2));
+  cache_discard (c, extra);
+  for (i = 0; i < 4; i++)
+    if (i != 2)
+      {
+        cr_assert_eq (cache_peek (c, i), b[i]);
+        cache_unpin (c, b[i]);
+        cache_unpin (c, b[i]);
+      }
+  cr_assert_eq (stats (c).blocks, 3);
+  cache_free (c);
+}
+
+Test (cache, dirty_blocks_are_never_evicted)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b[8], *extra;
+  uint64_t i, victim;
+
+  cr_assert_eq (cache_pick_victim (c, &victim), -ENOENT);
+  for (i = 0; i < 8; i++)
+    cache_unpin (c, insert_dirty (c, 10 + i));
+  cr_assert_eq (stats (c).dirty_bytes, 8 * BS);
+  cr_assert_eq (cache_alloc (c, &extra), -ENOSPC);
+  cr_assert_eq (cache_pick_victim (c, &victim), 0);
+  cr_assert_eq (victim, 10); /* the oldest */
+
+  /* All in writeback: writing back more would not help, waiting would. */
+  for (i = 0; i < 8; i++)
+    {
+      b[i] = cache_peek (c, 10 + i);
+      cr_assert_not_null (b[i]);
+      cr_assert_eq (cache_start_writeback (c, b[i]), 0);
+    }
+  cr_assert_eq (cache_alloc (c, &extra), -EAGAIN);
+  cr_assert_eq (cache_pick_victim (c, &victim), -ENOENT);
+
+  cr_assert_eq (cache_end_writeback (c, b[3], 0), CACHE_CLEAN);
+  cache_unpin (c, b[3]);
+  cr_assert_eq (cache_alloc (c, &extra), 0);
+  cr_assert_null (cache_peek (c, 13));
+  cache_discard (c, extra);
+  cr_assert_eq (stats (c).dirty_bytes, 7 * BS);
+  cr_assert_eq (stats (c).peak_dirty_bytes, 8 * BS);
+  for (i = 0; i < 8; i++)
+    if (i != 3)
+      {
+        cr_assert_eq (cache_end_writeback (c, b[i], 0), CACHE_CLEAN);
+        cache_unpin (c, b[i]);
+      }
+  cr_assert_eq (stats (c).dirty_bytes, 0);
+  cache_free (c);
+}
+
+static void
+assert_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
+             size_t max_runs, const struct cache_run *want, size_t nr_want)
+{
+  struct cache_run runs[16];
+  size_t n, i;
+
+  n = cache_dirty_runs (c, from, max_blocks, runs, max_runs);
+  cr_assert_eq (n, nr_want, "from %lu: %zu runs, want %zu", (unsigned long)from,
+                n, nr_want);
+  for (i = 0; i < n; i++)
+    {
+      cr_assert_eq (runs[i].start, want[i].start);
+      cr_assert_eq (runs[i].count, want[i].count);
+    }
+}
+
+Test (cache, dirty_runs_are_ordered)
+{
+  static const uint64_t dirty[] = { 20, 4, 9, 3, 10, 5, 7 };
+  struct cache *c = new_cache (64);
+  struct cache_block *b7 = NULL, *b;
+  size_t i;
+
+  for (i = 0; i < sizeof dirty / sizeof dirty[0]; i++)
+    {
+      b = insert_dirty (c, dirty[i]);
+      if (dirty[i] == 7)
+        b7 = b;
+      else
+        cache_unpin (c, b);
+    }
+  cache_unpin (c, insert (c, 8)); /* clean, between two dirty runs */
+  /* Block 7 in writeback is not dirty any more. */
+  cr_assert_eq (cache_start_writeback (c, b7), 0);
+
+  assert_runs (c, 0, 100, 16,
+               (struct cache_run[]){ { 3, 3 }, { 9, 2 }, { 20, 1 } }, 3);
+  assert_runs (c, 4, 100, 16,
+               (struct cache_run[]){ { 4, 2 }, { 9, 2 }, { 20, 1 } }, 3);
+  assert_runs (c, 6, 100, 16, (struct cache_run[]){ { 9, 2 }, { 20, 1 } }, 2);
+  assert_runs (c, 0, 4, 16, (struct cache_run[]){ { 3, 3 }, { 9, 1 } }, 2);
+  assert_runs (c, 0, 100, 1, (struct cache_run[]){ { 3, 3 } }, 1);
+  assert_runs (c, 21, 100, 16, NULL, 0);
+
+  cr_assert_eq (cache_end_writeback (c, b7, 0), CACHE_CLEAN);
+  cache_unpin (c, b7);
+  cache_free (c);
+}
+
+/* The dirty index against a bitmap, with many random blocks. */
+Test (cache, dirty_runs_match_brute_force)
+{
+  enum
+  {
+    N = 2048
+  };
+  struct cache *c = new_cache (N);
+  struct cache_block *b[N];
+  struct cache_run runs[N];
+  bool dirty[N] = { false };
+  unsigned seed = 7;
+  size_t n, r;
+  uint64_t i, from, expect;
+  int round;
+
+  for (i = 0; i < N; i++)
+    b[i] = insert (c, i);
+  for (round = 0; round < 4; round++)
+    {
+      for (i = 0; i < N / 2; i++)
+        {
+          uint64_t k = rand_r (&seed) % N;
+
+          if (dirty[k])
+            {
+              cr_assert_eq (cache_start_writeback (c, b[k]), 0);
+              cr_assert_eq (cache_end_writeback (c, b[k], 0), CACHE_CLEAN);
+            }
+          else
+            cr_assert_eq (cache_mark_dirty (c, b[k]), 0);
+          dirty[k] = !dirty[k];
+        }
+      from = rand_r (&seed) % N;
+      n = cache_dirty_runs (c, from, N, runs, N);
+      expect = from;
+      for (r = 0; r < n; r++)
+        {
+          while (!dirty[expect])
+            expect++;
+          cr_assert_eq (runs[r].start, expect);
+          cr_assert (r == 0
+                     || runs[r].start > runs[r - 1].start + runs[r - 1].count);
+          for (i = 0; i < runs[r].count; i++)
+            cr_assert (dirty[expect++]);
+          cr_assert (expect == N || !dirty[expect]);
+        }
+      while (expect < N)
+        cr_assert_not (dirty[expect++]);
+    }
+  for (i = 0; i < N; i++)
+    {
+      if (dirty[i])
+        {
+          cache_start_writeback (c, b[i]);
+          cache_end_writeback (c, b[i], 0);
+        }
+      cache_unpin (c, b[i]);
+    }
+  cr_assert_eq (stats (c).dirty_bytes, 0);
+  cache_free (c);
+}
+
+Test (cache, redirty_during_writeback_stays_dirty)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b = insert (c, 1);
+  struct cache_run run;
+
+  cr_assert_eq (cache_start_writeback (c, b), -EINVAL);
+  cr_assert_eq (cache_mark_dirty (c, b), 0);
+  cr_assert_eq (cache_block_state (c, b), CACHE_DIRTY);
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_block_state (c, b), CACHE_WRITEBACK);
+  cr_assert_eq (cache_start_writeback (c, b), -EBUSY);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 0);
+
+  /* A write lands while the writeback is in flight. */
+  cr_assert_eq (cache_mark_dirty (c, b), 0);
+  cr_assert_eq (cache_block_state (c, b), CACHE_WRITEBACK);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_DIRTY);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+
+  /* A failed writeback keeps the data dirty. */
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_end_writeback (c, b, -EIO), CACHE_DIRTY);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (stats (c).dirty_bytes, BS);
+
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 0);
+  cr_assert_eq (stats (c).dirty_bytes, 0);
+  cr_assert_eq (stats (c).peak_dirty_bytes, BS);
+  cache_unpin (c, b);
+  cache_free (c);
+}
+
+Test (cache, drop_range_keeps_dirty_unless_overwritten)
+{
+  struct cache *c = new_cache (64);
+  struct cache_block *b;
+  struct cache_run run;
+  uint64_t i;
+
+  for (i = 0; i < 10; i++)
+    cache_unpin (c, i == 3 || i == 4 ? insert_dirty (c, i) : insert (c, i));
+  cr_assert_eq (cache_drop_range (c, 0, 9, false), 2);
+  cr_assert_eq (stats (c).blocks, 2);
+  b = cache_peek (c, 3);
+  cr_assert_not_null (b);
+  cache_unpin (c, b);
+
+  cr_assert_eq (cache_drop_range (c, 4, 4, true), 0);
+  cr_assert_null (cache_peek (c, 4));
+  cr_assert_eq (stats (c).dirty_bytes, BS);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (run.start, 3);
+
+  /* A range wider than the cache walks the FIFOs instead. */
+  for (i = 10; i < 20; i++)
+    cache_unpin (c, insert (c, i));
+  cr_assert_eq (cache_drop_range (c, 15, UINT64_MAX, true), 0);
+  cr_assert_eq (stats (c).blocks, 6);
+  cr_assert_eq (cache_drop_range (c, 0, UINT64_MAX, true), 0);
+  cr_assert_eq (stats (c).blocks, 0);
+  cr_assert_eq (stats (c).dirty_bytes, 0);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 0);
+  cr_assert_eq (cache_drop_range (c, 5, 4, true), 0);
+  cache_free (c);
+}
+
+/* A block dropped while a reader copies from it stays valid until the
+ * reader unpins it; run under ASan this proves it is not freed early. */
+Test (cache, dropped_pinned_block_lives_until_unpinned)
+{
+  struct cache *c = new_cache (4);
+  struct cache_block *b = insert_dirty (c, 2);
+  struct cache_block *again;
+
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_drop_range (c, 2, 2, true), 0);
+  cr_assert_null (cache_peek (c, 2));
+  memset (cache_block_data (b), 1, BS);
+  cr_assert_eq (cache_mark_dirty (c, b), -ESTALE);
+  cr_assert_eq (cache_start_writeback (c, b), -ESTALE);
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
+  cr_assert_eq (stats (c).blocks, 1);
+  cr_assert_eq (stats (c).dirty_bytes, 0);
+
+  /* The number may be cached again meanwhile. */
+  again = insert (c, 2);
+  cr_assert_neq (again, b);
+  cache_unpin (c, b);
+  cr_assert_eq (stats (c).blocks, 1);
+  cache_unpin (c, again);
+  cache_free (c);
+}
+
+Test (cache, drop_clean_keeps_dirty_and_pinned)
+{
+  struct cache *c = new_cache (16);
+  struct cache_block *pinned;
+  uint64_t i;
+
+  for (i = 0; i < 8; i++)
+    cache_unpin (c, i < 2 ? insert_dirty (c, i) : insert (c, i));
+  pinned = cache_peek (c, 7);
+  cr_assert_eq (cache_drop_clean (c), 5);
+  cr_assert_eq (stats (c).blocks, 3);
+  cache_unpin (c, pinned);
+  cr_assert_eq (cache_drop_clean (c), 1);
+  cache_free (c);
+}
+
+Test (cache, resize)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b[3], *extra;
+  uint64_t i;
+
+  for (i = 0; i < 8; i++)
+    {
+      if (i < 3)
+        b[i] = insert_dirty (c, i);
+      else
+        cache_unpin (c, insert (c, i));
+    }
+  cr_assert_eq (cache_resize (c, 0), -EINVAL);
+  cr_assert_eq (cache_resize (c, 4 * BS), 0);
+  cr_assert_eq (stats (c).blocks, 4);
+  cr_assert_eq (stats (c).capacity, 4);
+
+  /* Three dirty blocks do not fit in two: one too many until written. */
+  cr_assert_eq (cache_resize (c, 2 * BS), 1);
+  cr_assert_eq (stats (c).blocks, 3);
+  cr_assert_eq (cache_alloc (c, &extra), -ENOSPC);
+  for (i = 0; i < 2; i++)
+    {
+      cr_assert_eq (cache_start_writeback (c, b[i]), 0);
+      cr_assert_eq (cache_end_writeback (c, b[i], 0), CACHE_CLEAN);
+    }
+  for (i = 0; i < 3; i++)
+    cache_unpin (c, b[i]);
+  cr_assert_eq (cache_alloc (c, &extra), 0);
+  cr_assert_eq (stats (c).blocks, 2);
+  cache_discard (c, extra);
+
+  cr_assert_eq (cache_resize (c, 1000 * BS), 0);
+  for (i = 100; i < 1100; i++)
+    read_block (c, i);
+  cr_assert_eq (stats (c).blocks, 1000);
+  extra = cache_peek (c, 2); /* the dirty one */
+  cr_assert_eq (extra, b[2]);
+  cache_unpin (c, extra);
+  cache_free (c);
+}
+
+/* Design goal: metadata at most 2% of cache-size at 64 KiB blocks. */
+Test (cache, metadata_is_small)
+{
+  enum
+  {
+    CAP = 512
+  };
+  struct cache *c = cache_new ((uint64_t)CAP << 16, 1 << 16);
+  struct cache_stats st;
+  uint64_t i;
+
+  for (i = 0; i < CAP; i++)
+    read_block (c, i);
+  st = stats (c);
+  cr_assert_eq (st.blocks, CAP);
+  cr_log_info ("metadata: %lu bytes for %d blocks of 64 KiB (%.1f a block, "
+               "%.3f%% of cache-size)",
+               (unsigned long)st.metadata_bytes, CAP,
+               (double)st.metadata_bytes / CAP,
+               100.0 * st.metadata_bytes / ((uint64_t)CAP << 16));
+  cr_assert_lt (st.metadata_bytes, ((uint64_t)CAP << 16) / 50);
+  cache_free (c);
+
+  /* The per-block part, on a bigger cache of small blocks. */
+  c = new_cache (8192);
+  for (i = 0; i < 8192; i++)
+    read_block (c, i);
+  st = stats (c);
+  cr_log_info ("metadata: %.1f bytes a block at 8192 blocks",
+               (double)st.metadata_bytes / 8192);
+  cr_assert_lt (st.metadata_bytes / 8192, 1300);
+  cache_free (c);
+}
+
+struct space_waiter
+{
+  struct cache *c;
+  atomic_bool done;
+};
+
+static void *
+space_waiter_thread (void *arg)
+{
+  struct space_waiter *w = arg;
+  struct cache_block *b;
+  uint64_t ticket = cache_space_watch (w->c);
+  int r;
+
+  while ((r = cache_alloc (w->c, &b)) == -EAGAIN)
+    cache_space_wait (w->c, &ticket);
+  cache_space_unwatch (w->c);
+  CHECK (r == 0);
+  cache_discard (w->c, b);
+  atomic_store (&w->done, true);
+  return NULL;
+}
+
+/* Start a thread that allocates, waiting for space; check it is stuck. */
+static pthread_t
+start_space_waiter (struct space_waiter *w)
+{
+  pthread_t t;
+
+  atomic_store (&w->done, false);
+  pthread_create (&t, NULL, space_waiter_thread, w);
+  sleep_us (20000);
+  cr_assert_not (atomic_load (&w->done));
+  return t;
+}
+
+Test (cache, space_wait_wakes_when_space_frees)
+{
+  struct cache *c = new_cache (2);
+  struct cache_block *b0 = insert (c, 0), *b1 = insert_dirty (c, 1);
+  struct space_waiter w = { .c = c };
+  pthread_t t;
+
+  /* Pinned and in writeback: the waiter sleeps until the unpin. */
+  cr_assert_eq (cache_start_writeback (c, b1), 0);
+  t = start_space_waiter (&w);
+  cache_unpin (c, b0);
+  pthread_join (t, NULL);
+  cr_assert (atomic_load (&w.done));
+
+  /* In writeback: the waiter sleeps until it ends. */
+  b0 = insert (c, 0);
+  cache_unpin (c, b1);
+  t = start_space_waiter (&w);
+  cr_assert_eq (cache_end_writeback (c, b1, 0), CACHE_CLEAN);
+  pthread_join (t, NULL);
+  cr_assert (atomic_load (&w.done));
+  cr_assert_null (cache_peek (c, 1));
+  cache_unpin (c, b0);
+  cache_free (c);
+}
+
+/* Stress: worker threads play the engine on a small cache under constant
+ * eviction pressure.  A per-block mutex stands in for the range lock; a
+ * "disk" array holds each block's version on disk and "latest" its newest
+ * version.  A block's data holds its number and version.  Workers read,
+ * write (cached), write directly (dropping the cached block) and write back
+ * dirty runs, and check: a cached block holds its number and the latest
+ * version; an uncached block's latest version is on disk (no dirty data was
+ * dropped); the cache never holds more than its capacity.  Pinned blocks
+ * are read while other threads evict and drop (ASan checks the lifetime). */
+
+enum
+{
+  ST_THREADS = 4,
+  ST_BLOCKS = 256,
+  ST_CAPACITY = 32,
+  ST_OPS = 40000, /* per thread */
+};
+
+struct stress
+{
+  struct cache *c;
+  pthread_mutex_t lock[ST_BLOCKS];
+  atomic_uint_fast64_t disk[ST_BLOCKS];
+  uint64_t latest[ST_BLOCKS]; /* under lock[] */
+  atomic_uint_fast64_t alloc_failures;
+};
+
+static uint64_t *
+words (struct cache_block *b)
+{
+  return cache_block_data (b);
+}
+
+/* The version stored in a block; read and written atomically because a
+ * writeback reads it while a cached write may redirty the block. */
+static uint64_t
+version_of (struct cache_block *b)
+{
+  return __atomic_load_n (&words (b)[1], __ATOMIC_RELAXED);
+}
+
+/* Find block BN, or fill it from the disk; NULL if the cache is full. */
+static struct cache_block *
+st_get (struct stress *s, uint64_t bn, bool reader)
+{
+  struct cache_block *b, *existing;
+
+  b = reader ? cache_lookup (s->c, bn) : cache_peek (s->c, bn);
+  if (b)
+    {
+      CHECK (words (b)[0] == bn);
+      CHECK (version_of (b) == s->latest[bn]);
+      return b;
+    }
+  /* Not cached: its newest bytes must be on disk. */
+  CHECK (atomic_load (&s->disk[bn]) == s->latest[bn]);
+  if (cache_alloc (s->c, &b) < 0)
+    {
+      atomic_fetch_add (&s->alloc_failures, 1);
+      return NULL;
+    }
+  words (b)[0] = bn;
+  __atomic_store_n (&words (b)[1], atomic_load (&s->disk[bn]),
+                    __ATOMIC_RELAXED);
+  CHECK (cache_insert (s->c, b, bn, &existing) == 0);
+  return b;
+}
+
+static void
+st_write_cached (struct stress *s, uint64_t bn)
+{
+  struct cache_block *b = st_get (s, bn, false);
+
+  if (b == NULL)
+    return;
+  __atomic_store_n (&words (b)[1], ++s->latest[bn], __ATOMIC_RELAXED);
+  CHECK (cache_mark_dirty (s->c, b) == 0);
+  cache_unpin (s->c, b);
+}
+
+/* A direct write replaces the whole block on disk and drops the cached
+ * copy.  The engine would first wait for a writeback in flight (its ordered
+ * extent); here the write is skipped instead. */
+static void
+st_write_direct (struct stress *s, uint64_t bn)
+{
+  struct cache_block *b = cache_peek (s->c, bn);
+  bool busy = b && cache_block_state (s->c, b) == CACHE_WRITEBACK;
+
+  if (b)
+    cache_unpin (s->c, b);
+  if (busy)
+    return;
+  atomic_store (&s->disk[bn], ++s->latest[bn]);
+  CHECK (cache_drop_range (s->c, bn, bn, true) == 0);
+}
+
+/* Write back up to a few dirty runs from a random point. */
+static void
+st_writeback (struct stress *s, unsigned *seed)
+{
+  struct cache_run runs[2];
+  struct cache_block *b;
+  size_t n, r;
+  uint64_t bn, v;
+  int err;
+
+  n = cache_dirty_runs (s->c, rand_r (seed) % ST_BLOCKS, 8, runs, 2);
+  for (r = 0; r < n; r++)
+    for (bn = runs[r].start; bn < runs[r].start + runs[r].count; bn++)
+      {
+        pthread_mutex_lock (&s->lock[bn]);
+        b = cache_peek (s->c, bn);
+        if (b && cache_start_writeback (s->c, b) != 0)
+          {
+            cache_unpin (s->c, b);
+            b = NULL;
+          }
+        if (b == NULL)
+          {
+            pthread_mutex_unlock (&s->lock[bn]);
+            continue;
+          }
+        v = version_of (b);
+        pthread_mutex_unlock (&s->lock[bn]);
+
+        /* The I/O, outside the range lock; sometimes it fails. */
+        err = rand_r (seed) % 16 == 0 ? -EIO : 0;
+        if (!err)
+          atomic_store (&s->disk[bn], v);
+        if (rand_r (seed) % 4 == 0)
+          sched_yield ();
+        cache_end_writeback (s->c, b, err);
+        cache_unpin (s->c, b);
+      }
+}
+
+struct st_arg
+{
+  struct stress *s;
+  unsigned seed;
+};
+
+static void *
+st_worker (void *arg)
+{
+  struct st_arg *a = arg;
+  struct stress *s = a->s;
+  struct cache_block *b;
+  struct cache_stats st;
+  uint64_t bn;
+  int i, op;
+
+  for (i = 0; i < ST_OPS; i++)
+    {
+      op = rand_r (&a->seed) % 16;
+      /* Hot blocks: a quarter of the numbers get half of the traffic. */
+      bn = rand_r (&a->seed)
+           % (rand_r (&a->seed) % 2 ? ST_BLOCKS / 4 : ST_BLOCKS);
+      if (op < 3)
+        {
+          st_writeback (s, &a->seed);
+          continue;
+        }
+      pthread_mutex_lock (&s->lock[bn]);
+      if (op < 9)
+        {
+          b = st_get (s, bn, true);
+          if (b)
+            cache_unpin (s->c, b);
+        }
+      else if (op < 14)
+        st_write_cached (s, bn);
+      else
+        st_write_direct (s, bn);
+      pthread_mutex_unlock (&s->lock[bn]);
+      if (i % 64 == 0)
+        {
+          cache_get_stats (s->c, &st);
+          CHECK (st.blocks <= ST_CAPACITY);
+        }
+      if (i % 4096 == 0)
+        cache_drop_clean (s->c);
+    }
+  return NULL;
+}
+
+Test (cache, stress_coherence, .timeout = 60)
+{
+  static struct stress s;
+  struct st_arg args[ST_THREADS];
+  pthread_t t[ST_THREADS];
+  struct cache_block *b;
+  struct cache_run runs[ST_BLOCKS];
+  struct cache_stats st;
+  size_t n, r;
+  uint64_t bn, nr_dirty = 0, dirty_in_runs = 0;
+  int i;
+
+  s.c = new_cache (ST_CAPACITY);
+  for (bn = 0; bn < ST_BLOCKS; bn++)
+    pthread_mutex_init (&s.lock[bn], NULL);
+  for (i = 0; i < ST_THREADS; i++)
+    {
+      args[i] = (struct st_arg){ &s, i + 1 };
+      pthread_create (&t[i], NULL, st_worker, &args[i]);
+    }
+  for (i = 0; i < ST_THREADS; i++)
+    pthread_join (t[i], NULL);
+
+  /* Final state: every block holds its latest version, in the cache or on
+   * disk, and the dirty index lists exactly the dirty blocks. */
+  for (bn = 0; bn < ST_BLOCKS; bn++)
+    {
+      b = cache_peek (s.c, bn);
+      if (b == NULL)
+        {
+          cr_assert_eq (atomic_load (&s.disk[bn]), s.latest[bn]);
+          continue;
+        }
+      cr_assert_eq (version_of (b), s.latest[bn]);
+      cr_assert_neq (cache_block_state (s.c, b), CACHE_WRITEBACK);
+      if (cache_block_state (s.c, b) == CACHE_DIRTY)
+        nr_dirty++;
+      else
+        cr_assert_eq (atomic_load (&s.disk[bn]), s.latest[bn]);
+      cache_unpin (s.c, b);
+    }
+  n = cache_dirty_runs (s.c, 0, ST_BLOCKS, runs, ST_BLOCKS);
+  for (r = 0; r < n; r++)
+    dirty_in_runs += runs[r].count;
+  cr_assert_eq (dirty_in_runs, nr_dirty);
+  st = stats (s.c);
+  cr_assert_eq (st.dirty_bytes, nr_dirty * BS);
+  cr_assert_leq (st.blocks, ST_CAPACITY);
+  cr_log_info ("cache stress: %lu hits, %lu misses, %lu evictions, "
+               "%lu failed allocations, peak dirty %lu blocks",
+               (unsigned long)st.hits, (unsigned long)st.misses,
+               (unsigned long)st.evictions,
+               (unsigned long)atomic_load (&s.alloc_failures),
+               (unsigned long)(st.peak_dirty_bytes / BS));
+  cache_free (s.c);
+}
+
+/* Stress of pins and space waits: more threads than the cache can pin at
+ * once allocate, insert, hold and release blocks, sleeping in
+ * cache_space_wait when everything is pinned.  A lost wake-up hangs the
+ * test (and the timeout fails it). */
+
+enum
+{
+  SW_THREADS = 6,
+  SW_CAPACITY = 8,
+  SW_OPS = 20000,
+};
+
+struct sw_arg
+{
+  struct cache *c;
+  unsigned seed;
+  atomic_uint_fast64_t *waits;
+};
+
+static void *
+sw_worker (void *arg)
+{
+  struct sw_arg *a = arg;
+  struct cache_block *b, *existing, *other;
+  struct cache_stats st;
+  uint64_t ticket, bn;
+  int i, r;
+
+  for (i = 0; i < SW_OPS; i++)
+    {
+      bn = rand_r (&a->seed) % 64;
+      ticket = cache_space_watch (a->c);
+      while ((r = cache_alloc (a->c, &b)) == -EAGAIN)
+        {
+          atomic_fetch_add (a->waits, 1);
+          cache_space_wait (a->c, &ticket);
+        }
+      cache_space_unwatch (a->c);
+      CHECK (r == 0);
+      words (b)[0] = bn;
+      if (cache_insert (a->c, b, bn, &existing) == -EEXIST)
+        b = existing;
+      CHECK (words (b)[0] == bn);
+      other = cache_lookup (a->c, rand_r (&a->seed) % 64);
+      if (rand_r (&a->seed) % 2)
+        sched_yield ();
+      if (other)
+        {
+          CHECK (words (other)[0] == cache_block_number (other));
+          cache_unpin (a->c, other);
+        }
+      cache_unpin (a->c, b);
+      if (i % 64 == 0)
+        {
+          cache_get_stats (a->c, &st);
+          CHECK (st.blocks <= SW_CAPACITY);
+        }
+    }
+  return NULL;
+}
+
+Test (cache, stress_space_waits, .timeout = 60)
+{
+  struct cache *c = new_cache (SW_CAPACITY);
+  struct sw_arg args[SW_THREADS];
+  pthread_t t[SW_THREADS];
+  atomic_uint_fast64_t waits = 0;
+  int i;
+
+  for (i = 0; i < SW_THREADS; i++)
+    {
+      args[i] = (struct sw_arg){ c, i + 1, &waits };
+      pthread_create (&t[i], NULL, sw_worker, &args[i]);
+    }
+  for (i = 0; i < SW_THREADS; i++)
+    pthread_join (t[i], NULL);
+  cr_assert_leq (stats (c).blocks, SW_CAPACITY);
+  cr_log_info ("space stress: %lu waits", (unsigned long)atomic_load (&waits));
+  cache_free (c);
+}
