@@ -82,8 +82,7 @@ struct extent_tree
 };
 
 static bool
-ranges_overlap (uint64_t start1, uint64_t end1, uint64_t start2,
-                uint64_t end2)
+ranges_overlap (uint64_t start1, uint64_t end1, uint64_t start2, uint64_t end2)
 {
   return start1 <= end2 && start2 <= end1;
 }

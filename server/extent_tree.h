@@ -11,6 +11,10 @@
  * Lock ordering: the tree's internal mutex is a leaf; callers may hold any
  * other lock of theirs while calling extent_lock (it may sleep), but must
  * never wait, while holding a range, for anything that needs that range.
+ * That includes extent_lock of a second range: because of the arrival-order
+ * rule it may wait behind a queued waiter that needs the first range.  A
+ * thread that needs two ranges locks their span, or uses extent_trylock
+ * for the second one.
  */
 #ifndef BLKCACHE_EXTENT_TREE_H
 #define BLKCACHE_EXTENT_TREE_H
@@ -25,16 +29,18 @@ struct extent_tree *extent_tree_new (void);
 /* Free a tree; no range may be held and no locker may be waiting. */
 void extent_tree_free (struct extent_tree *tree);
 
-/* Lock [start, end], sleeping until no held range overlaps it.
- * Returns 0, or -EINVAL when end < start. */
+/* Lock [start, end], sleeping until no held range and no earlier waiter
+ * overlaps it.  Returns 0, -EINVAL when end < start, or -ENOMEM. */
 int extent_lock (struct extent_tree *tree, uint64_t start, uint64_t end);
 
 /* Lock [start, end] only if that needs no wait (and no earlier waiter
- * overlaps it).  Returns 0, -EBUSY, or -EINVAL when end < start. */
+ * overlaps it); never waits.  Returns 0, -EBUSY, -EINVAL when end < start,
+ * or -ENOMEM. */
 int extent_trylock (struct extent_tree *tree, uint64_t start, uint64_t end);
 
-/* Unlock [start, end], exactly a range this caller locked, and wake the
- * waiters that overlap it. */
+/* Unlock [start, end], exactly a range this caller locked, and hand it to
+ * the waiters that overlap it and can now run; never waits.  Aborts if
+ * [start, end] is not a held range. */
 void extent_unlock (struct extent_tree *tree, uint64_t start, uint64_t end);
 
 #endif /* BLKCACHE_EXTENT_TREE_H */

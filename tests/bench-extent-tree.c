@@ -69,8 +69,7 @@ hold_ranges (uint64_t base)
   int k;
 
   for (k = 0; k < HELD_RANGES; k++)
-    check (extent_lock (tree, base + k * SLOT_SIZE,
-                        base + k * SLOT_SIZE + 511),
+    check (extent_lock (tree, base + k * SLOT_SIZE, base + k * SLOT_SIZE + 511),
            "extent_lock");
 }
 
@@ -95,7 +94,7 @@ lock_unlock_loop (uint64_t base, int random_slots)
   for (i = 0; i < iterations; i++)
     {
       slot = random_slots ? next_random (&seed) % HELD_RANGES
-                          : (uint64_t) i % HELD_RANGES;
+                          : (uint64_t)i % HELD_RANGES;
       start = base + slot * SLOT_SIZE + 1024;
       check (extent_lock (tree, start, start + 1023), "extent_lock");
       extent_unlock (tree, start, start + 1023);
@@ -116,7 +115,7 @@ bench_one_thread (int random_slots)
 static void *
 scaling_thread (void *arg)
 {
-  lock_unlock_loop (*(uint64_t *) arg, 0);
+  lock_unlock_loop (*(uint64_t *)arg, 0);
   return NULL;
 }
 

@@ -125,8 +125,9 @@ wait_acquired (struct locker *l)
 
   while (!atomic_load (&l->acquired))
     {
-      cr_assert_lt (now_ns (), deadline, "locker [%lu, %lu] never got its range",
-                    (unsigned long) l->start, (unsigned long) l->end);
+      cr_assert_lt (now_ns (), deadline,
+                    "locker [%lu, %lu] never got its range",
+                    (unsigned long)l->start, (unsigned long)l->end);
       usleep (200);
     }
 }
@@ -143,7 +144,7 @@ wait_queued (uint64_t start, uint64_t end)
     {
       extent_unlock (tree, start, end);
       cr_assert_lt (now_ns (), deadline, "no waiter queued on [%lu, %lu]",
-                    (unsigned long) start, (unsigned long) end);
+                    (unsigned long)start, (unsigned long)end);
       usleep (200);
     }
   cr_assert_eq (r, -EBUSY);
@@ -227,7 +228,12 @@ Test (extent_tree, unlock_of_unheld_range_aborts, .signal = SIGABRT)
  * insert and on remove of nodes with zero, one and two children. */
 Test (extent_tree, matches_model)
 {
-  enum { MAX_HELD = 200, OPS = 50000, SPACE = 1000 };
+  enum
+  {
+    MAX_HELD = 200,
+    OPS = 50000,
+    SPACE = 1000
+  };
   uint64_t held_start[MAX_HELD], held_end[MAX_HELD];
   uint64_t seed = 0x9e3779b97f4a7c15ULL;
   int nheld = 0, op, i;
@@ -258,7 +264,7 @@ Test (extent_tree, matches_model)
         {
           cr_assert_eq (extent_trylock (tree, start, end), -EBUSY,
                         "op %d: [%lu, %lu] should be busy", op,
-                        (unsigned long) start, (unsigned long) end);
+                        (unsigned long)start, (unsigned long)end);
           continue;
         }
       /* Free: both lock and trylock must take it without waiting. */
@@ -267,7 +273,7 @@ Test (extent_tree, matches_model)
       else
         cr_assert_eq (extent_trylock (tree, start, end), 0,
                       "op %d: [%lu, %lu] should be free", op,
-                      (unsigned long) start, (unsigned long) end);
+                      (unsigned long)start, (unsigned long)end);
       held_start[nheld] = start;
       held_end[nheld] = end;
       nheld++;
@@ -446,7 +452,10 @@ streamer_main (void *arg)
 
 Test (extent_tree, waiter_does_not_starve)
 {
-  enum { STREAMERS = 3 };
+  enum
+  {
+    STREAMERS = 3
+  };
   struct streamer s[STREAMERS];
   atomic_bool stop;
   int i;
@@ -488,6 +497,8 @@ enum
 
 static volatile unsigned char owner[STRESS_SPACE];
 
+static pthread_barrier_t start_barrier;
+
 struct stresser
 {
   pthread_t thread;
@@ -503,6 +514,7 @@ stresser_main (void *arg)
   struct stresser *s = arg;
   int i;
 
+  pthread_barrier_wait (&start_barrier);
   for (i = 0; i < STRESS_ITERATIONS; i++)
     {
       uint64_t r = next_random (&s->seed);
@@ -555,6 +567,7 @@ run_stress (uint64_t base)
   long busy = 0;
   int i;
 
+  cr_assert_eq (pthread_barrier_init (&start_barrier, NULL, STRESS_THREADS), 0);
   for (i = 0; i < STRESS_THREADS; i++)
     {
       s[i].id = i + 1;
@@ -571,16 +584,14 @@ run_stress (uint64_t base)
                     s[i].errors);
       busy += s[i].busy;
     }
+  pthread_barrier_destroy (&start_barrier);
   cr_log_info ("stress at %#lx: %ld trylocks found the range busy",
-               (unsigned long) base, busy);
+               (unsigned long)base, busy);
   cr_assert_eq (extent_trylock (tree, 0, UINT64_MAX), 0);
   extent_unlock (tree, 0, UINT64_MAX);
 }
 
-Test (extent_tree, stress_exclusive_ranges)
-{
-  run_stress (4096);
-}
+Test (extent_tree, stress_exclusive_ranges) { run_stress (4096); }
 
 Test (extent_tree, stress_exclusive_ranges_at_uint64_max)
 {
@@ -611,24 +622,34 @@ struct crosser
 {
   pthread_t thread;
   uint64_t seed;
-  long errors;
+  long errors, waits;
   atomic_long *holders; /* per range of cross_ranges: threads holding it */
 };
 
 static void *
 crosser_main (void *arg)
 {
-  enum { NRANGES = sizeof cross_ranges / sizeof cross_ranges[0] };
+  enum
+  {
+    NRANGES = sizeof cross_ranges / sizeof cross_ranges[0]
+  };
   struct crosser *c = arg;
+  uint64_t r;
   int i, j, k;
 
+  pthread_barrier_wait (&start_barrier);
   for (i = 0; i < CROSS_ITERATIONS; i++)
     {
-      k = next_random (&c->seed) % NRANGES;
-      if (extent_lock (tree, cross_ranges[k][0], cross_ranges[k][1]) != 0)
+      r = next_random (&c->seed);
+      k = r % NRANGES;
+      if (extent_trylock (tree, cross_ranges[k][0], cross_ranges[k][1]) != 0)
         {
-          c->errors++;
-          continue;
+          c->waits++;
+          if (extent_lock (tree, cross_ranges[k][0], cross_ranges[k][1]) != 0)
+            {
+              c->errors++;
+              continue;
+            }
         }
       atomic_fetch_add (&c->holders[k], 1);
       for (j = 0; j < NRANGES; j++)
@@ -638,6 +659,8 @@ crosser_main (void *arg)
           c->errors++;
       if (atomic_load (&c->holders[k]) != 1)
         c->errors++;
+      if ((r >> 32) % 4 == 0)
+        sched_yield ();
       atomic_fetch_sub (&c->holders[k], 1);
       extent_unlock (tree, cross_ranges[k][0], cross_ranges[k][1]);
     }
@@ -648,15 +671,17 @@ Test (extent_tree, crossing_big_ranges_do_not_deadlock)
 {
   struct crosser c[CROSS_THREADS];
   atomic_long holders[sizeof cross_ranges / sizeof cross_ranges[0]];
+  long waits = 0;
   size_t j;
   int i;
 
   for (j = 0; j < sizeof cross_ranges / sizeof cross_ranges[0]; j++)
     atomic_init (&holders[j], 0);
+  cr_assert_eq (pthread_barrier_init (&start_barrier, NULL, CROSS_THREADS), 0);
   for (i = 0; i < CROSS_THREADS; i++)
     {
       c[i].seed = 0xabcdefULL + i;
-      c[i].errors = 0;
+      c[i].errors = c[i].waits = 0;
       c[i].holders = holders;
       cr_assert_eq (pthread_create (&c[i].thread, NULL, crosser_main, &c[i]),
                     0);
@@ -665,5 +690,9 @@ Test (extent_tree, crossing_big_ranges_do_not_deadlock)
     {
       cr_assert_eq (pthread_join (c[i].thread, NULL), 0);
       cr_assert_eq (c[i].errors, 0);
+      waits += c[i].waits;
     }
+  pthread_barrier_destroy (&start_barrier);
+  cr_log_info ("crossing ranges: %ld of %d locks had to wait", waits,
+               CROSS_THREADS * CROSS_ITERATIONS);
 }
