@@ -24,12 +24,57 @@
 
 static char *filename;
 static enum store_direct direct_mode = STORE_DIRECT_AUTO;
+static struct engine_config config = {
+  .mode = ENGINE_CACHE_WRITEBACK,
+  .cache_size = 256 * 1024 * 1024,
+  .block_size = 64 * 1024,
+};
 static struct engine *engine;
 
+/* Debug flags, set with -D blkcache.NAME=VALUE. */
+
+/* Sleep this many microseconds inside the two windows of the seed race:
+ * between a read miss's disk read and its insert, and between a direct
+ * write taking its range and its disk write. */
+NBDKIT_DLL_PUBLIC int blkcache_debug_race_window_us = 0;
+/* Fill read misses without the range lock and its recheck: reintroduces
+ * the seed bug, so that a test can prove the suite catches it. */
+NBDKIT_DLL_PUBLIC int blkcache_debug_skip_recheck = 0;
+
+static void
+print_stats (void)
+{
+  struct engine_stats s;
+
+  engine_get_stats (engine, &s);
+  nbdkit_debug ("stats: hits %" PRIu64 " misses %" PRIu64
+                " evictions %" PRIu64 " insertions %" PRIu64,
+                s.cache.hits, s.cache.misses, s.cache.evictions,
+                s.cache.insertions);
+  nbdkit_debug ("stats: cached writes %" PRIu64 " direct writes %" PRIu64
+                " fua writes %" PRIu64 " flushes %" PRIu64,
+                s.cached_writes, s.direct_writes, s.fua_writes, s.flushes);
+  nbdkit_debug ("stats: writeback blocks %" PRIu64 " writeback errors %"
+                PRIu64 " dirty bytes %" PRIu64 " peak dirty bytes %" PRIu64,
+                s.writeback_blocks, s.writeback_errors, s.cache.dirty_bytes,
+                s.cache.peak_dirty_bytes);
+  nbdkit_debug ("stats: ordered extents %" PRIu64 " ordered waits %" PRIu64
+                " lock-recheck retries %" PRIu64 " syncs %" PRIu64,
+                s.ordered.added, s.ordered.waits, s.recheck_retries,
+                s.ordered.syncs);
+}
+
+/* Write back what is dirty before the process goes. */
 static void
 blkcache_unload (void)
 {
-  engine_free (engine);
+  if (engine)
+    {
+      print_stats ();
+      if (engine_free (engine) < 0)
+        nbdkit_error ("%s: writing back the cache at exit failed; "
+                      "the disk may miss recent writes", filename);
+    }
   free (filename);
 }
 
@@ -53,14 +98,50 @@ parse_direct (const char *value)
 static int
 parse_cache (const char *value)
 {
-  if (strcmp (value, "none") == 0)
-    return 0;
-  if (strcmp (value, "writeback") == 0 || strcmp (value, "writethrough") == 0)
-    nbdkit_error ("cache=%s is not available in this version; "
-                  "use cache=none", value);
+  if (strcmp (value, "writeback") == 0)
+    config.mode = ENGINE_CACHE_WRITEBACK;
+  else if (strcmp (value, "writethrough") == 0)
+    config.mode = ENGINE_CACHE_WRITETHROUGH;
+  else if (strcmp (value, "none") == 0)
+    config.mode = ENGINE_CACHE_NONE;
   else
-    nbdkit_error ("cache=%s: expected none", value);
-  return -1;
+    {
+      nbdkit_error ("cache=%s: expected writeback, writethrough or none",
+                    value);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+parse_cache_size (const char *value)
+{
+  int64_t size = nbdkit_parse_size (value);
+  if (size == -1)
+    return -1;
+  if (size <= 0)
+    {
+      nbdkit_error ("cache-size=%s: must be more than 0", value);
+      return -1;
+    }
+  config.cache_size = size;
+  return 0;
+}
+
+static int
+parse_block_size (const char *value)
+{
+  int64_t size = nbdkit_parse_size (value);
+  if (size == -1)
+    return -1;
+  if (size < 4096 || size > 1024 * 1024 || (size & (size - 1)) != 0)
+    {
+      nbdkit_error ("block-size=%s: must be a power of two from 4K to 1M",
+                    value);
+      return -1;
+    }
+  config.block_size = size;
+  return 0;
 }
 
 static int
@@ -76,6 +157,10 @@ blkcache_config (const char *key, const char *value)
     return parse_direct (value);
   if (strcmp (key, "cache") == 0)
     return parse_cache (value);
+  if (strcmp (key, "cache-size") == 0)
+    return parse_cache_size (value);
+  if (strcmp (key, "block-size") == 0)
+    return parse_block_size (value);
   nbdkit_error ("unknown parameter '%s' (see nbdkit blkcache --help)", key);
   return -1;
 }
@@ -88,6 +173,15 @@ blkcache_config_complete (void)
       nbdkit_error ("you must give the disk to serve: nbdkit blkcache FILE");
       return -1;
     }
+  if (config.mode != ENGINE_CACHE_NONE
+      && config.cache_size < config.block_size)
+    {
+      nbdkit_error ("cache-size=%" PRIu64 " holds no block of block-size=%"
+                    PRIu32, config.cache_size, config.block_size);
+      return -1;
+    }
+  config.race_window_us = blkcache_debug_race_window_us;
+  config.skip_recheck = blkcache_debug_skip_recheck;
   return 0;
 }
 
@@ -95,7 +189,10 @@ blkcache_config_complete (void)
   "[file=]FILE         The file or block device to serve.\n" \
   "direct=auto|on|off  Use O_DIRECT (default auto: where the filesystem\n" \
   "                    allows it, else buffered I/O).\n" \
-  "cache=none          Cache mode (default none)."
+  "cache=writeback|writethrough|none\n" \
+  "                    Cache mode (default writeback).\n" \
+  "cache-size=SIZE     Memory for the shared cache (default 256M).\n" \
+  "block-size=SIZE     Cache block size, power of two 4K..1M (default 64K)."
 
 /* Whether nbdkit runs with -r.  nbdkit 1.32 gives plugins no call for
  * this before the first connection (nbdkit_read_only came later), yet the
@@ -177,13 +274,22 @@ blkcache_get_ready (void)
   nbdkit_debug ("%s: %" PRIu64 " bytes, %s, direct I/O %s, alignment %u",
                 filename, st->size, st->is_block ? "block device" : "file",
                 st->direct ? "on" : "off (buffered with fadvise)", st->align);
+  nbdkit_debug ("cache=%s cache-size=%" PRIu64 " block-size=%" PRIu32,
+                config.mode == ENGINE_CACHE_WRITEBACK ? "writeback"
+                : config.mode == ENGINE_CACHE_WRITETHROUGH ? "writethrough"
+                : "none", config.cache_size, config.block_size);
   if (direct_mode == STORE_DIRECT_AUTO && !st->direct)
     nbdkit_debug ("%s: the filesystem refuses O_DIRECT; using buffered I/O",
                   filename);
-  engine = engine_new (st);
+  engine = engine_new (st, &config);
   if (engine == NULL)
     {
-      nbdkit_error ("cannot create the engine: %m");
+      if (errno == EINVAL)
+        nbdkit_error ("block-size=%" PRIu32 " is below the disk's direct-I/O "
+                      "alignment %" PRIu32 "; use a larger block-size",
+                      config.block_size, st->align);
+      else
+        nbdkit_error ("cannot create the engine: %m");
       store_close (st);
       return -1;
     }

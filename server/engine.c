@@ -1,58 +1,143 @@
-/* blkcache: the engine.  See engine.h.
+/* blkcache: the engine.  See engine.h, and server/README for the
+ * protocol and where it departs from the reference design; this comment
+ * says how this file keeps it.
  *
- * Every write-like operation (write, zero, trim) locks its range, rounded
- * out to the store's alignment, in the extent tree for the whole of its
- * I/O.  That lock is what makes the read-modify-write of an unaligned edge
- * safe: two writers of disjoint bytes of one sector are serialised on the
- * sector, so the second one reads the first one's bytes before merging its
- * own, and neither is lost.
+ * Ranges.  Every operation that changes the disk or the cache locks its
+ * range in the extent tree, rounded out to cache blocks (or to the store's
+ * alignment when there is no cache), with lock_range(): lock, and if an
+ * ordered extent overlaps, unlock, wait for it, and lock again.  So once
+ * lock_range() returns, no I/O of anyone else is in flight on the range and
+ * no one else may start any.
  *
- * Reads take no lock: a read that overlaps a write in flight may see the
- * old or the new bytes of each sector, which NBD allows.
+ * Read hits copy out of a pinned block with no range lock.  A read miss
+ * locks its blocks, looks them up again, reads the still-missing ones from
+ * the store and inserts them CLEAN before unlocking: a block's disk read
+ * and its insert are both inside one lock, so no direct write can land in
+ * between (the seed race).
  *
- * Lock ordering: a thread holds at most one range of the extent tree at a
- * time and never waits, while holding it, for anything but store I/O.
+ * Direct writes, zeroes and trims hold their lock across their store I/O
+ * and update the cache afterwards, still under the lock: on success cached
+ * blocks of the range get the new bytes (or are dropped when wholly
+ * zeroed or trimmed); on failure the CLEAN blocks of the range are dropped,
+ * so the cache never keeps bytes the disk may no longer have.  The edge
+ * sectors of an unaligned write are read from the cached block when there
+ * is one (it may be DIRTY and newer than the disk), else from the store.
+ * Each records an ordered extent only to get a completion stamp for group
+ * commit: a FUA reply waits, with no lock held, for the first fdatasync
+ * that starts after its write completed, and concurrent FUA writes share
+ * one fdatasync.
+ *
+ * Cached writes copy into blocks under the lock and mark them DIRTY.
+ * Writeback locks a run of dirty blocks, marks them WRITEBACK, adds an
+ * ordered extent, unlocks, writes, and marks them CLEAN (or DIRTY again on
+ * error, which the next flush reports).  Blocks in WRITEBACK are never
+ * written into: every writer's lock_range() waits for that extent first.
+ *
+ * Memory.  cache_alloc() never sleeps.  When it fails, the caller unlocks
+ * its range, makes room with no lock held (writing back a dirty victim, or
+ * waiting for a pin to go), keeps the block it got as a spare, and starts
+ * over.  So no thread ever waits for writeback while holding a range
+ * (invariant 9).
+ *
+ * Lock ordering: a thread holds at most one range; the cache's and the
+ * ordered queue's mutexes are leaves taken inside their calls.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "extent_tree.h"
+
+/* The largest range block status describes at once. */
+#define EXTENTS_MAX (1ULL << 30)
+/* Dirty runs written back per eviction under memory pressure. */
+#define VICTIM_BLOCKS 16
 
 struct engine
 {
   struct store *st;
   struct extent_tree *locks;
+  struct ordered_queue *oq;
+  struct cache *cache; /* NULL in mode none */
+  struct engine_config cfg;
+  uint64_t gran; /* lock granularity: the block size or the alignment */
+  _Atomic uint64_t cached_writes, direct_writes, fua_writes, flushes;
+  _Atomic uint64_t writeback_blocks, writeback_errors, recheck_retries;
 };
 
+static void
+bump (_Atomic uint64_t *counter)
+{
+  atomic_fetch_add_explicit (counter, 1, memory_order_relaxed);
+}
+
+static uint64_t
+min_u64 (uint64_t a, uint64_t b)
+{
+  return a < b ? a : b;
+}
+
 struct engine *
-engine_new (struct store *st)
+engine_new (struct store *st, const struct engine_config *cfg)
 {
   struct engine *e = calloc (1, sizeof *e);
 
   if (e == NULL)
     return NULL;
-  e->locks = extent_tree_new ();
-  if (e->locks == NULL)
-    {
-      free (e);
-      return NULL;
-    }
   e->st = st;
+  e->cfg = *cfg;
+  e->gran = st->align;
+  e->locks = extent_tree_new ();
+  e->oq = ordered_queue_new ();
+  if (e->locks == NULL || e->oq == NULL)
+    goto fail;
+  if (cfg->mode != ENGINE_CACHE_NONE)
+    {
+      if (cfg->block_size < st->align)
+        {
+          errno = EINVAL;
+          goto fail;
+        }
+      e->cache = cache_new (cfg->cache_size, cfg->block_size);
+      if (e->cache == NULL)
+        goto fail;
+      e->gran = cfg->block_size;
+    }
   return e;
+
+fail:
+  {
+    int saved = errno;
+    if (e->locks)
+      extent_tree_free (e->locks);
+    if (e->oq)
+      ordered_queue_free (e->oq);
+    free (e);
+    errno = saved;
+    return NULL;
+  }
 }
 
-void
+int
 engine_free (struct engine *e)
 {
+  int r;
+
   if (e == NULL)
-    return;
+    return 0;
+  r = engine_flush (e);
+  if (e->cache)
+    cache_free (e->cache);
+  ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
   store_close (e->st);
   free (e);
+  return r;
 }
 
 const struct store *
@@ -61,56 +146,407 @@ engine_store (const struct engine *e)
   return e->st;
 }
 
-/* The aligned span [*start, *end) covering [offset, offset+count), clipped
- * to the disk (whose size need not be aligned). */
 static void
-aligned_span (const struct store *st, uint64_t offset, uint64_t count,
-              uint64_t *start, uint64_t *end)
+race_window (struct engine *e)
 {
-  *start = store_align_down (st, offset);
-  *end = store_align_up (st, offset + count);
-  if (*end > st->size)
-    *end = st->size;
+  if (e->cfg.race_window_us)
+    usleep (e->cfg.race_window_us);
+}
+
+/* [*start, *end) covering [offset, offset+count) rounded out to the lock
+ * granularity and clipped to the disk. */
+static void
+span_of (const struct engine *e, uint64_t offset, uint64_t count,
+         uint64_t *start, uint64_t *end)
+{
+  *start = offset - offset % e->gran;
+  *end = offset + count;
+  if (*end % e->gran)
+    *end += e->gran - *end % e->gran;
+  *end = min_u64 (*end, e->st->size);
+}
+
+/* Lock [start, end) with no ordered extent in flight on it (design: lock,
+ * check, unlock and wait, retry).  The caller must hold no range. */
+static void
+lock_range (struct engine *e, uint64_t start, uint64_t end)
+{
+  for (;;)
+    {
+      extent_lock (e->locks, start, end - 1);
+      if (!ordered_lookup (e->oq, start, end - 1, NULL))
+        return;
+      extent_unlock (e->locks, start, end - 1);
+      bump (&e->recheck_retries);
+      ordered_wait_range (e->oq, start, end - 1);
+    }
+}
+
+static void
+unlock_range (struct engine *e, uint64_t start, uint64_t end)
+{
+  extent_unlock (e->locks, start, end - 1);
+}
+
+/* Bytes of block BLK that lie inside the disk. */
+static uint64_t
+block_len (const struct engine *e, uint64_t blk)
+{
+  return min_u64 (e->cfg.block_size, e->st->size - blk * e->cfg.block_size);
+}
+
+static int
+sync_store (void *opaque)
+{
+  return store_sync (opaque);
+}
+
+/* Make everything completed up to STAMP durable, sharing the fdatasync
+ * with concurrent callers.  The caller holds no range. */
+static int
+group_commit (struct engine *e, uint64_t stamp)
+{
+  return ordered_sync (e->oq, stamp, sync_store, e->st);
+}
+
+/* --- writeback ------------------------------------------------------- */
+
+/* Write back the dirty blocks among FIRST .. FIRST+N-1.  The caller holds
+ * no range.  Returns 0 or the first write error (which also stays recorded
+ * for the next flush). */
+static int
+writeback_run (struct engine *e, uint64_t first, uint64_t n)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t start = first * B, end = min_u64 ((first + n) * B, e->st->size);
+  struct cache_block **blocks = calloc (n, sizeof *blocks);
+  struct ordered_extent *oe;
+  uint64_t nr = 0;
+  int err = 0;
+
+  if (blocks == NULL)
+    return -ENOMEM;
+  lock_range (e, start, end);
+  for (uint64_t i = 0; i < n; i++)
+    {
+      struct cache_block *b = cache_peek (e->cache, first + i);
+      if (b == NULL)
+        continue;
+      if (cache_start_writeback (e->cache, b) == 0)
+        blocks[nr++] = b;
+      else
+        cache_unpin (e->cache, b);
+    }
+  if (nr == 0)
+    {
+      unlock_range (e, start, end);
+      free (blocks);
+      return 0;
+    }
+  err = ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &oe);
+  if (err < 0)
+    {
+      for (uint64_t i = 0; i < nr; i++)
+        {
+          cache_end_writeback (e->cache, blocks[i], err);
+          cache_unpin (e->cache, blocks[i]);
+        }
+      unlock_range (e, start, end);
+      free (blocks);
+      return err;
+    }
+  /* The blocks' buffers are stable now: every writer waits for OE. */
+  unlock_range (e, start, end);
+
+  for (uint64_t i = 0; i < nr; i++)
+    {
+      uint64_t blk = cache_block_number (blocks[i]);
+      int r = store_write (e->st, cache_block_data (blocks[i]),
+                           block_len (e, blk), blk * B, false);
+      if (r < 0)
+        {
+          bump (&e->writeback_errors);
+          if (err == 0)
+            err = r;
+        }
+      else
+        bump (&e->writeback_blocks);
+      cache_end_writeback (e->cache, blocks[i], r);
+      cache_unpin (e->cache, blocks[i]);
+    }
+  ordered_complete (e->oq, oe, err);
+  free (blocks);
+  return err;
+}
+
+/* Write back every block that is dirty now, in ascending order. */
+static int
+writeback_all (struct engine *e)
+{
+  struct cache_run runs[32];
+  uint64_t from = 0;
+  int err = 0;
+
+  for (;;)
+    {
+      size_t n = cache_dirty_runs (e->cache, from, UINT64_MAX, runs, 32);
+      if (n == 0)
+        return err;
+      for (size_t i = 0; i < n; i++)
+        {
+          int r = writeback_run (e, runs[i].start, runs[i].count);
+          if (r < 0 && err == 0)
+            err = r;
+        }
+      from = runs[n - 1].start + runs[n - 1].count;
+    }
+}
+
+/* Get an empty block for the cache, making room if it is full.  The caller
+ * holds no range: this may write back dirty blocks or sleep. */
+static int
+reserve_block (struct engine *e, struct cache_block **bp)
+{
+  for (;;)
+    {
+      int r = cache_alloc (e->cache, bp);
+      if (r == -ENOSPC)
+        {
+          uint64_t victim;
+          struct cache_run run;
+          if (cache_pick_victim (e->cache, &victim) == 0
+              && cache_dirty_runs (e->cache, victim, VICTIM_BLOCKS, &run, 1))
+            {
+              r = writeback_run (e, run.start, run.count);
+              if (r < 0)
+                return r;
+              continue;
+            }
+          r = -EAGAIN; /* the dirty ones are in writeback: wait */
+        }
+      if (r != -EAGAIN)
+        return r;
+      uint64_t ticket = cache_space_watch (e->cache);
+      r = cache_alloc (e->cache, bp);
+      if (r == -EAGAIN)
+        cache_space_wait (e->cache, &ticket);
+      cache_space_unwatch (e->cache);
+      if (r == 0)
+        return 0;
+    }
+}
+
+/* Take a block for block BLK: the spare if the caller has one, else a new
+ * one if the cache has room.  -EAGAIN means: unlock, reserve_block(), and
+ * start over with the spare. */
+static int
+take_block (struct engine *e, struct cache_block **spare,
+            struct cache_block **bp)
+{
+  if (*spare)
+    {
+      *bp = *spare;
+      *spare = NULL;
+      return 0;
+    }
+  int r = cache_alloc (e->cache, bp);
+  return r == -ENOSPC ? -EAGAIN : r;
+}
+
+/* Insert B, just filled from the store, as block BLK; returns the pinned
+ * block now cached for BLK (B, or one someone else inserted first). */
+static struct cache_block *
+insert_block (struct engine *e, struct cache_block *b, uint64_t blk)
+{
+  struct cache_block *existing;
+
+  if (cache_insert (e->cache, b, blk, &existing) == -EEXIST)
+    return existing;
+  return b;
+}
+
+/* --- read ------------------------------------------------------------ */
+
+/* Copy [offset, offset+count) of block BLK's data out to OUT (if any). */
+static void
+copy_out (struct engine *e, struct cache_block *b, char *out, uint64_t offset,
+          uint64_t count)
+{
+  if (out)
+    memcpy (out, (char *) cache_block_data (b)
+                     + offset % e->cfg.block_size, count);
+}
+
+/* Fill the missing blocks FIRST..LAST from the store and copy the part of
+ * [offset, offset+count) they hold to OUT.  Design: read miss. */
+static int
+read_miss (struct engine *e, char *out, uint64_t offset, uint64_t count,
+           uint64_t first, uint64_t last)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t start = first * B, end = min_u64 ((last + 1) * B, e->st->size);
+  struct cache_block *spare = NULL;
+  int r = 0;
+
+again:
+  if (!e->cfg.skip_recheck)
+    lock_range (e, start, end);
+  for (uint64_t blk = first; blk <= last; blk++)
+    {
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset : bstart;
+      uint64_t to = min_u64 (offset + count, bstart + B);
+      struct cache_block *b = cache_peek (e->cache, blk);
+      if (b == NULL)
+        {
+          r = take_block (e, &spare, &b);
+          if (r == -EAGAIN)
+            {
+              if (!e->cfg.skip_recheck)
+                unlock_range (e, start, end);
+              r = reserve_block (e, &spare);
+              if (r < 0)
+                return r;
+              first = blk;
+              start = blk * B;
+              goto again;
+            }
+          if (r < 0)
+            break;
+          r = store_read (e->st, cache_block_data (b), block_len (e, blk),
+                          bstart);
+          if (r < 0)
+            {
+              cache_discard (e->cache, b); /* invariant 7 */
+              break;
+            }
+          race_window (e);
+          b = insert_block (e, b, blk);
+        }
+      copy_out (e, b, out ? out + (from - offset) : NULL, from, to - from);
+      cache_unpin (e->cache, b);
+    }
+  if (!e->cfg.skip_recheck)
+    unlock_range (e, start, end);
+  if (spare)
+    cache_discard (e->cache, spare);
+  return r;
+}
+
+/* Read through the cache; OUT NULL only prefetches. */
+static int
+cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t last = (offset + count - 1) / B;
+
+  for (uint64_t blk = offset / B; blk <= last;)
+    {
+      struct cache_block *b = cache_lookup (e->cache, blk);
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset : bstart;
+      if (b)
+        {
+          uint64_t to = min_u64 (offset + count, bstart + B);
+          copy_out (e, b, out ? out + (from - offset) : NULL, from, to - from);
+          cache_unpin (e->cache, b);
+          blk++;
+          continue;
+        }
+      /* A run of misses, filled under one lock. */
+      uint64_t run_last = blk;
+      while (run_last < last)
+        {
+          struct cache_block *next = cache_lookup (e->cache, run_last + 1);
+          if (next)
+            {
+              cache_unpin (e->cache, next);
+              break;
+            }
+          run_last++;
+        }
+      int r = read_miss (e, out, offset, count, blk, run_last);
+      if (r < 0)
+        return r;
+      blk = run_last + 1;
+    }
+  return 0;
 }
 
 int
 engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 {
-  return store_read (e->st, buf, count, offset);
+  if (count == 0)
+    return 0;
+  if (e->cache == NULL)
+    return store_read (e->st, buf, count, offset);
+  return cached_read (e, buf, count, offset);
 }
 
-/* Write [offset, offset+count) from BUF where the range may be unaligned:
- * the caller holds the range lock on the aligned span.  The aligned middle
- * goes straight from BUF; each unaligned edge sector is read, merged and
- * written back. */
+int
+engine_cache (struct engine *e, uint32_t count, uint64_t offset)
+{
+  if (count == 0)
+    return 0;
+  if (e->cache == NULL)
+    return store_prefetch (e->st, offset, count);
+  return cached_read (e, NULL, count, offset);
+}
+
+/* --- direct writes --------------------------------------------------- */
+
+/* Read the store-aligned sector range [start, end) that an unaligned write
+ * merges into: from the cached block when there is one (it holds the
+ * newest bytes, maybe dirty ones), else from the store.  The caller holds
+ * the range. */
 static int
-write_locked (struct engine *e, const char *buf, uint64_t count,
-              uint64_t offset, bool fua)
+read_edge (struct engine *e, char *buf, uint64_t end, uint64_t start)
+{
+  if (e->cache)
+    {
+      uint64_t B = e->cfg.block_size;
+      struct cache_block *b = cache_peek (e->cache, start / B);
+      if (b)
+        {
+          /* Sectors never straddle blocks: B is a multiple of the
+           * alignment. */
+          memcpy (buf, (char *) cache_block_data (b) + start % B,
+                  end - start);
+          cache_unpin (e->cache, b);
+          return 0;
+        }
+    }
+  return store_read (e->st, buf, end - start, start);
+}
+
+/* Write [offset, offset+count) to the store where the range may be
+ * unaligned; the caller holds the range.  The aligned middle goes straight
+ * from BUF; the unaligned edge sectors are read, merged and written. */
+static int
+write_store (struct engine *e, const char *buf, uint64_t count,
+             uint64_t offset, bool fua)
 {
   struct store *st = e->st;
-  uint64_t start, end;
+  uint64_t start = store_align_down (st, offset);
+  uint64_t end = min_u64 (store_align_up (st, offset + count), st->size);
   int r;
 
-  aligned_span (st, offset, count, &start, &end);
   if (start == offset && end == offset + count)
     return store_write (st, buf, count, offset, fua);
 
-  /* Small or unaligned: build the whole span in one bounce buffer when it
-   * is short, so the request is one write. */
+  /* Short: build the whole span in one bounce buffer, one write. */
   if (end - start <= 1024 * 1024)
     {
       char *bounce = store_alloc_buffer (st, end - start);
       if (bounce == NULL)
         return -errno;
-      /* Head and tail sectors (perhaps the same one, read twice). */
+      uint64_t head_end = min_u64 (start + st->align, end);
+      uint64_t tail = store_align_down (st, offset + count);
       r = 0;
       if (offset != start)
-        r = store_read (st, bounce,
-                        end - start < st->align ? end - start : st->align,
-                        start);
-      uint64_t tail = store_align_down (st, offset + count);
+        r = read_edge (e, bounce, head_end, start);
       if (r == 0 && offset + count != end)
-        r = store_read (st, bounce + (tail - start), end - tail, tail);
+        r = read_edge (e, bounce + (tail - start), end, tail);
       if (r == 0)
         {
           memcpy (bounce + (offset - start), buf, count);
@@ -120,20 +556,20 @@ write_locked (struct engine *e, const char *buf, uint64_t count,
       return r;
     }
 
-  /* Large: head sector, aligned middle, tail sector. */
+  /* Long: head sector, aligned middle, tail sector. */
   uint64_t head_end = store_align_up (st, offset);
   if (head_end != offset)
     {
-      r = write_locked (e, buf, head_end - offset, offset, fua);
+      r = write_store (e, buf, head_end - offset, offset, fua);
       if (r < 0)
         return r;
       buf += head_end - offset;
       count -= head_end - offset;
       offset = head_end;
     }
-  uint64_t mid = store_align_down (st, offset + count) - offset;
-  if (offset + count == st->size)
-    mid = count;
+  uint64_t mid = offset + count == st->size
+                     ? count
+                     : store_align_down (st, offset + count) - offset;
   if (mid > 0)
     {
       r = store_write (st, buf, mid, offset, fua);
@@ -141,66 +577,251 @@ write_locked (struct engine *e, const char *buf, uint64_t count,
         return r;
     }
   if (mid < count)
-    return write_locked (e, buf + mid, count - mid, offset + mid, fua);
+    return write_store (e, buf + mid, count - mid, offset + mid, fua);
   return 0;
+}
+
+/* After a successful direct I/O on [offset, offset+count) (the caller holds
+ * the range): cached blocks get the new bytes, DATA, or zeroes when DATA is
+ * NULL; wholly zeroed blocks are dropped instead, dirty or not, as the
+ * store now has their bytes. */
+static void
+update_cache (struct engine *e, const char *data, uint64_t count,
+              uint64_t offset)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t last = (offset + count - 1) / B;
+
+  for (uint64_t blk = offset / B; blk <= last; blk++)
+    {
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset : bstart;
+      uint64_t to = min_u64 (offset + count, bstart + B);
+      if (data == NULL && from == bstart && to == bstart + block_len (e, blk))
+        {
+          cache_drop_range (e->cache, blk, blk, true);
+          continue;
+        }
+      struct cache_block *b = cache_peek (e->cache, blk);
+      if (b == NULL)
+        continue;
+      char *dst = (char *) cache_block_data (b) + (from - bstart);
+      if (data)
+        memcpy (dst, data + (from - offset), to - from);
+      else
+        memset (dst, 0, to - from);
+      cache_unpin (e->cache, b);
+    }
+}
+
+/* After a failed direct I/O: drop the CLEAN blocks of the range, whose
+ * bytes the disk may no longer match; DIRTY ones are kept (invariant 3). */
+static void
+invalidate_cache (struct engine *e, uint64_t count, uint64_t offset)
+{
+  uint64_t B = e->cfg.block_size;
+  cache_drop_range (e->cache, offset / B, (offset + count - 1) / B, false);
+}
+
+/* The common shell of every direct operation: lock, record an ordered
+ * extent, do the I/O under the lock, update or invalidate the cache,
+ * unlock, and for FUA wait for a shared fdatasync. */
+enum direct_op
+{
+  DIRECT_WRITE,
+  DIRECT_ZERO,
+  DIRECT_TRIM,
+};
+
+struct direct_req
+{
+  enum direct_op op;
+  const char *data;  /* DIRECT_WRITE */
+  uint64_t count, offset;
+  bool may_trim, fast, fua;
+};
+
+/* Zero [offset, offset+count) on the store: edges by read-modify-write,
+ * the aligned middle by store_zero.  The caller holds the range. */
+static int
+zero_store (struct engine *e, const struct direct_req *q)
+{
+  struct store *st = e->st;
+  uint64_t mid_start = store_align_up (st, q->offset);
+  uint64_t end = q->offset + q->count;
+  uint64_t mid_end = end == st->size ? end : store_align_down (st, end);
+  int r = 0;
+
+  if (mid_start >= mid_end)
+    mid_start = mid_end = end;
+  if (mid_start > q->offset)
+    {
+      char *zeroes = calloc (1, mid_start - q->offset);
+      if (zeroes == NULL)
+        return -ENOMEM;
+      r = write_store (e, zeroes, mid_start - q->offset, q->offset, false);
+      free (zeroes);
+    }
+  if (r == 0 && mid_end > mid_start)
+    r = store_zero (st, mid_end - mid_start, mid_start, q->may_trim, q->fast,
+                    false);
+  if (r == 0 && mid_end < end)
+    {
+      char *zeroes = calloc (1, end - mid_end);
+      if (zeroes == NULL)
+        return -ENOMEM;
+      r = write_store (e, zeroes, end - mid_end, mid_end, false);
+      free (zeroes);
+    }
+  return r;
+}
+
+/* Trim the store-aligned interior of the request; *FROM and *TO get it. */
+static int
+trim_store (struct engine *e, const struct direct_req *q, uint64_t *from,
+            uint64_t *to)
+{
+  struct store *st = e->st;
+  uint64_t end = q->offset + q->count;
+
+  *from = store_align_up (st, q->offset);
+  *to = end == st->size ? end : store_align_down (st, end);
+  if (*from >= *to)
+    return 0;
+  return store_trim (st, *to - *from, *from, false);
+}
+
+static int
+direct_io (struct engine *e, const struct direct_req *q)
+{
+  struct ordered_extent *oe;
+  uint64_t start, end, stamp;
+  uint64_t from = q->offset, to = q->offset + q->count;
+  enum ordered_kind kind = q->op == DIRECT_WRITE ? ORDERED_DIRECT_WRITE
+                           : q->op == DIRECT_ZERO ? ORDERED_ZERO
+                                                  : ORDERED_TRIM;
+  int r;
+
+  span_of (e, q->offset, q->count, &start, &end);
+  lock_range (e, start, end);
+  r = ordered_add (e->oq, start, end - 1, kind, &oe);
+  if (r < 0)
+    {
+      unlock_range (e, start, end);
+      return r;
+    }
+  race_window (e);
+  switch (q->op)
+    {
+    case DIRECT_WRITE:
+      r = write_store (e, q->data, q->count, q->offset, false);
+      break;
+    case DIRECT_ZERO:
+      r = zero_store (e, q);
+      break;
+    case DIRECT_TRIM:
+      r = trim_store (e, q, &from, &to);
+      break;
+    }
+  if (e->cache && from < to)
+    {
+      if (r == 0)
+        update_cache (e, q->op == DIRECT_WRITE ? q->data : NULL, to - from,
+                      from);
+      else
+        invalidate_cache (e, to - from, from);
+    }
+  stamp = ordered_complete (e->oq, oe, r);
+  unlock_range (e, start, end);
+  if (r == 0 && q->fua)
+    r = group_commit (e, stamp);
+  return r;
+}
+
+/* --- cached writes --------------------------------------------------- */
+
+/* Copy [offset, offset+count) from BUF into the cache as dirty blocks.
+ * Design: cached write. */
+static int
+cached_write (struct engine *e, const char *buf, uint64_t count,
+              uint64_t offset)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t first = offset / B, last = (offset + count - 1) / B;
+  uint64_t start, end;
+  struct cache_block *spare = NULL;
+  int r = 0;
+
+  span_of (e, offset, count, &start, &end);
+again:
+  lock_range (e, start, end);
+  for (uint64_t blk = first; blk <= last; blk++)
+    {
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset : bstart;
+      uint64_t to = min_u64 (offset + count, bstart + B);
+      struct cache_block *b = cache_peek (e->cache, blk);
+      if (b == NULL)
+        {
+          r = take_block (e, &spare, &b);
+          if (r == -EAGAIN)
+            {
+              /* Blocks before BLK hold the new bytes already, as a write
+               * in flight may show; go on from BLK once there is room
+               * (starting over could need more blocks than the cache has). */
+              unlock_range (e, start, end);
+              r = reserve_block (e, &spare);
+              if (r < 0)
+                return r;
+              first = blk;
+              start = blk * B;
+              goto again;
+            }
+          if (r < 0)
+            break;
+          /* A partly written block starts as the disk's bytes. */
+          if (to - from != block_len (e, blk))
+            {
+              r = store_read (e->st, cache_block_data (b), block_len (e, blk),
+                              bstart);
+              if (r < 0)
+                {
+                  cache_discard (e->cache, b);
+                  break;
+                }
+            }
+          b = insert_block (e, b, blk);
+        }
+      memcpy ((char *) cache_block_data (b) + (from - bstart),
+              buf + (from - offset), to - from);
+      r = cache_mark_dirty (e->cache, b);
+      cache_unpin (e->cache, b);
+      if (r < 0)
+        break;
+    }
+  unlock_range (e, start, end);
+  if (spare)
+    cache_discard (e->cache, spare);
+  return r;
 }
 
 int
 engine_write (struct engine *e, const void *buf, uint32_t count,
               uint64_t offset, bool fua)
 {
-  uint64_t start, end;
-  int r;
-
   if (count == 0)
     return 0;
-  aligned_span (e->st, offset, count, &start, &end);
-  r = extent_lock (e->locks, start, end - 1);
-  if (r < 0)
-    return r;
-  r = write_locked (e, buf, count, offset, fua);
-  extent_unlock (e->locks, start, end - 1);
-  return r;
-}
-
-int
-engine_flush (struct engine *e)
-{
-  return store_sync (e->st);
-}
-
-int
-engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
-{
-  struct store *st = e->st;
-  uint64_t start = store_align_up (st, offset);
-  uint64_t end = store_align_down (st, offset + count);
-  int r;
-
-  if (offset + count == st->size)
-    end = st->size;
-  if (start >= end)
-    return 0;
-  r = extent_lock (e->locks, start, end - 1);
-  if (r < 0)
-    return r;
-  r = store_trim (st, end - start, start, fua);
-  extent_unlock (e->locks, start, end - 1);
-  return r;
-}
-
-/* Zero the unaligned edge [offset, offset+count) inside one sector. */
-static int
-zero_edge (struct engine *e, uint64_t count, uint64_t offset, bool fua)
-{
-  char *zeroes = calloc (1, count);
-  int r;
-
-  if (zeroes == NULL)
-    return -errno;
-  r = write_locked (e, zeroes, count, offset, fua);
-  free (zeroes);
-  return r;
+  if (fua)
+    bump (&e->fua_writes);
+  if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua)
+    {
+      bump (&e->cached_writes);
+      return cached_write (e, buf, count, offset);
+    }
+  bump (&e->direct_writes);
+  struct direct_req q = { .op = DIRECT_WRITE, .data = buf, .count = count,
+                          .offset = offset, .fua = fua };
+  return direct_io (e, &q);
 }
 
 int
@@ -208,50 +829,118 @@ engine_zero (struct engine *e, uint32_t count, uint64_t offset,
              bool may_trim, bool fast, bool fua)
 {
   struct store *st = e->st;
+  uint64_t end = offset + count;
+
+  if (count == 0)
+    return 0;
+  /* A fast zero must not write edges: refuse unaligned ones up front. */
+  if (fast
+      && (offset % st->align
+          || (end % st->align && end != st->size)))
+    return -ENOTSUP;
+  struct direct_req q = { .op = DIRECT_ZERO, .count = count, .offset = offset,
+                          .may_trim = may_trim, .fast = fast, .fua = fua };
+  return direct_io (e, &q);
+}
+
+int
+engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
+{
+  if (count == 0)
+    return 0;
+  struct direct_req q = { .op = DIRECT_TRIM, .count = count, .offset = offset,
+                          .fua = fua };
+  return direct_io (e, &q);
+}
+
+int
+engine_flush (struct engine *e)
+{
+  int r = 0, r2;
+
+  bump (&e->flushes);
+  if (e->cache)
+    writeback_all (e);
+  ordered_wait_all (e->oq);
+  r = ordered_take_error (e->oq);
+  r2 = group_commit (e, ordered_stamp (e->oq));
+  return r < 0 ? r : r2;
+}
+
+/* --- block status ---------------------------------------------------- */
+
+struct extents_ctx
+{
+  struct engine *e;
+  store_extent_fn add;
+  void *opaque;
+};
+
+/* Report a store extent, turning dirty blocks inside a hole into data. */
+static int
+overlay_dirty (void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+  struct extents_ctx *x = opaque;
+  struct engine *e = x->e;
+  uint64_t B = e->cfg.block_size;
+  uint64_t end = offset + length;
+
+  if (!hole || e->cache == NULL)
+    return x->add (x->opaque, offset, length, hole);
+  while (offset < end)
+    {
+      struct cache_run run;
+      uint64_t first = offset / B;
+      if (cache_dirty_runs (e->cache, first, UINT64_MAX, &run, 1) == 0
+          || run.start * B >= end)
+        return x->add (x->opaque, offset, end - offset, true);
+      uint64_t dstart = run.start * B > offset ? run.start * B : offset;
+      uint64_t dend = min_u64 ((run.start + run.count) * B, end);
+      int r = 0;
+      if (dstart > offset)
+        r = x->add (x->opaque, offset, dstart - offset, true);
+      if (r == 0)
+        r = x->add (x->opaque, dstart, dend - dstart, false);
+      if (r)
+        return r;
+      offset = dend;
+    }
+  return 0;
+}
+
+/* Computed under the range lock, after the ordered extents of the range
+ * have completed: the store then has every write not still dirty in the
+ * cache, and dirty blocks cannot change until we unlock (invariant 6). */
+int
+engine_extents (struct engine *e, uint32_t count, uint64_t offset,
+                store_extent_fn add, void *opaque)
+{
+  struct extents_ctx x = { .e = e, .add = add, .opaque = opaque };
+  uint64_t len = min_u64 (count, EXTENTS_MAX);
   uint64_t start, end;
   int r;
 
   if (count == 0)
     return 0;
-  aligned_span (st, offset, count, &start, &end);
-  uint64_t mid_start = store_align_up (st, offset);
-  uint64_t mid_end = store_align_down (st, offset + count);
-  if (offset + count == st->size)
-    mid_end = st->size;
-  /* A fast zero must not fall back to writing edges; refuse it when the
-   * request is not a whole aligned range. */
-  if (fast && (mid_start != offset || mid_end != offset + count))
-    return -ENOTSUP;
-
-  r = extent_lock (e->locks, start, end - 1);
-  if (r < 0)
-    return r;
-  if (mid_start >= mid_end)
-    r = zero_edge (e, count, offset, fua);
-  else
-    {
-      r = 0;
-      if (mid_start > offset)
-        r = zero_edge (e, mid_start - offset, offset, fua);
-      if (r == 0)
-        r = store_zero (st, mid_end - mid_start, mid_start, may_trim, fast,
-                        fua);
-      if (r == 0 && mid_end < offset + count)
-        r = zero_edge (e, offset + count - mid_end, mid_end, fua);
-    }
-  extent_unlock (e->locks, start, end - 1);
+  span_of (e, offset, len, &start, &end);
+  lock_range (e, start, end);
+  r = store_extents (e->st, offset, len, overlay_dirty, &x);
+  unlock_range (e, start, end);
   return r;
 }
 
-int
-engine_cache (struct engine *e, uint32_t count, uint64_t offset)
+void
+engine_get_stats (struct engine *e, struct engine_stats *s)
 {
-  return store_prefetch (e->st, offset, count);
-}
-
-int
-engine_extents (struct engine *e, uint32_t count, uint64_t offset,
-                store_extent_fn add, void *opaque)
-{
-  return store_extents (e->st, offset, count, add, opaque);
+  memset (s, 0, sizeof *s);
+  if (e->cache)
+    cache_get_stats (e->cache, &s->cache);
+  ordered_get_stats (e->oq, &s->ordered);
+  s->cached_writes = atomic_load (&e->cached_writes);
+  s->direct_writes = atomic_load (&e->direct_writes);
+  s->fua_writes = atomic_load (&e->fua_writes);
+  s->flushes = atomic_load (&e->flushes);
+  s->writeback_blocks = atomic_load (&e->writeback_blocks);
+  s->writeback_errors = atomic_load (&e->writeback_errors);
+  s->recheck_retries = atomic_load (&e->recheck_retries);
 }

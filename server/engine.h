@@ -13,16 +13,49 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
+#include "ordered.h"
 #include "store.h"
 
-struct engine;
+enum engine_cache_mode
+{
+  ENGINE_CACHE_NONE,         /* no cache: every request goes to the store */
+  ENGINE_CACHE_WRITETHROUGH, /* a read cache; every write is direct */
+  ENGINE_CACHE_WRITEBACK,    /* non-FUA writes land in the cache as dirty */
+};
 
-/* Create an engine serving the open store ST (the engine takes it over).
- * Returns NULL with errno set on failure. */
-struct engine *engine_new (struct store *st);
+struct engine_config
+{
+  enum engine_cache_mode mode;
+  uint64_t cache_size;     /* bytes of cache memory */
+  uint32_t block_size;     /* cache block size, a power of two */
+  unsigned race_window_us; /* debug: hold the seed race's windows open */
+  bool skip_recheck;       /* debug: fill misses without the range lock */
+};
 
-/* Free the engine and close its store.  No request may be in flight. */
-void engine_free (struct engine *e);
+/* Counters; each is a snapshot taken without stopping the engine. */
+struct engine_stats
+{
+  struct cache_stats cache;
+  struct ordered_stats ordered;
+  uint64_t cached_writes;   /* writes that landed in the cache */
+  uint64_t direct_writes;   /* writes that went to the store */
+  uint64_t fua_writes;      /* writes with FUA */
+  uint64_t flushes;
+  uint64_t writeback_blocks; /* blocks written back */
+  uint64_t writeback_errors; /* failed writebacks */
+  uint64_t recheck_retries;  /* lock, found an ordered extent, waited */
+};
+
+/* Create an engine serving the open store ST (the engine takes it over)
+ * with the cache described by CFG.  Returns NULL with errno set: EINVAL
+ * when the block size is not a power of two from 4 KiB to 1 MiB, is below
+ * the store's alignment, or the cache holds no block. */
+struct engine *engine_new (struct store *st, const struct engine_config *cfg);
+
+/* Write back every dirty block, then free the engine and close its store.
+ * No request may be in flight.  Returns the flush's result. */
+int engine_free (struct engine *e);
 
 /* The store the engine serves (size, alignment, capabilities). */
 const struct store *engine_store (const struct engine *e);
@@ -30,15 +63,17 @@ const struct store *engine_store (const struct engine *e);
 int engine_read (struct engine *e, void *buf, uint32_t count,
                  uint64_t offset);
 
-/* Write; FUA makes these bytes durable before the reply.  Unaligned edges
- * are read, merged and written under the range lock. */
+/* Write.  In writeback mode a non-FUA write lands in the cache as dirty
+ * blocks; every other write goes to the store, and with FUA is durable
+ * before the reply. */
 int engine_write (struct engine *e, const void *buf, uint32_t count,
                   uint64_t offset, bool fua);
 
-/* Write every acknowledged write to stable storage. */
+/* Write every acknowledged write to stable storage; returns the first
+ * writeback error recorded since the previous flush. */
 int engine_flush (struct engine *e);
 
-/* Discard a range (its aligned interior; edges are left as they are). */
+/* Discard a range (the store's aligned interior of it). */
 int engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua);
 
 /* Zero a range of any length; MAY_TRIM allows holes; FAST fails with
@@ -46,11 +81,16 @@ int engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua);
 int engine_zero (struct engine *e, uint32_t count, uint64_t offset,
                  bool may_trim, bool fast, bool fua);
 
-/* Prefetch a range. */
+/* Prefetch a range into the cache. */
 int engine_cache (struct engine *e, uint32_t count, uint64_t offset);
 
-/* Describe a range as data and holes, calling ADD for each run in order. */
+/* Describe a range as data and holes, calling ADD for each run in order;
+ * dirty and in-flight blocks are data.  May describe less than COUNT bytes
+ * (at least one run). */
 int engine_extents (struct engine *e, uint32_t count, uint64_t offset,
                     store_extent_fn add, void *opaque);
+
+/* Copy the counters into *STATS. */
+void engine_get_stats (struct engine *e, struct engine_stats *stats);
 
 #endif /* BLKCACHE_ENGINE_H */

@@ -87,6 +87,7 @@ start_server ()
   fi
   SOCK="$TESTDIR/$name.sock"
   URI="nbd+unix:///?socket=$SOCK"
+  export URI
   log="$TESTDIR/$name.log"
   pidfile="$TESTDIR/$name.pid"
   rm -f "$pidfile" "$SOCK"
