@@ -1,0 +1,218 @@
+#!/bin/bash
+# make bench: the same workloads against each NBD server in turn, on one disk
+# file, with blkcache-bench and with fio's nbd engine.
+#
+# Servers: nbdkit memory (the ceiling for nbdkit's own overhead), nbdkit file,
+# nbdkit file with the cache filter, qemu-nbd, and blkcache in each cache
+# mode.  Workloads: 4 KiB random read with the data hot, 1 MiB sequential
+# read hot, 4 KiB 70/30 random read/write with a flush every 64 writes, and
+# 4 KiB random writes half of them FUA (fio cannot send FUA: blkcache-bench
+# only).  Before the workloads of a server, the region is written once and
+# read once, so that the data is hot in every cache.
+#
+# Prints a table of absolute figures and of ratios to nbdkit memory and to
+# nbdkit file, and writes it as Markdown, with the raw results and a gnuplot
+# chart, under tests/results/ (git ignores it).
+#
+# Environment: BENCH_SECONDS (measured seconds per run, default 5),
+# BENCH_SIZE (disk and region size, default 256M), BENCH_SERVERS (a subset of
+# the server names below).
+set -e
+set -u
+
+: "${top_builddir:=..}"
+top_builddir="$(cd "$top_builddir" && pwd)"
+seconds="${BENCH_SECONDS:-5}"
+size="${BENCH_SIZE:-256M}"
+plugin="$top_builddir/plugin/.libs/nbdkit-blkcache-plugin.so"
+bench="$top_builddir/client/blkcache-bench"
+servers="${BENCH_SERVERS:-memory file file+cache qemu-nbd blkcache-none blkcache-writethrough blkcache-writeback}"
+
+export PATH="/usr/bin:$PATH"
+for tool in nbdkit fio python3; do
+  command -v "$tool" >/dev/null || { echo "$0: $tool is needed"; exit 1; }
+done
+
+stamp="$(date +%Y%m%d-%H%M%S)"
+results="$top_builddir/tests/results/bench-$stamp"
+mkdir -p "$results"
+work="$(mktemp -d "$top_builddir/tests/tmp.bench.XXXXXX")"
+server_pid=""
+cleanup ()
+{
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || :; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+disk="$work/disk"
+sock="$work/sock"
+uri="nbd+unix:///?socket=$sock"
+truncate -s "$size" "$disk"
+raw="$results/raw.tsv"
+printf 'server\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\n' >"$raw"
+
+# The workloads: name, blkcache-bench arguments, fio arguments ("-": none).
+workloads=(
+  "4k-randread|randread -b 4K|--rw=randread --bs=4k"
+  "1m-seqread|seqread -b 1M -q 4|--rw=read --bs=1m --iodepth=4"
+  "4k-randrw-flush64|randrw -b 4K --read-percent 70 --flush-every 64|--rw=randrw --rwmixread=70 --bs=4k --fsync=64"
+  "4k-write-half-fua|randwrite -b 4K --fua-percent 50|-"
+)
+
+start_server ()
+{
+  rm -f "$sock"
+  case "$1" in
+    memory) nbdkit -f -U "$sock" memory "$size" & ;;
+    file) nbdkit -f -U "$sock" file "$disk" & ;;
+    file+cache) nbdkit -f -U "$sock" --filter=cache file "$disk" & ;;
+    qemu-nbd)
+      if ! command -v qemu-nbd >/dev/null; then return 1; fi
+      qemu-nbd -f raw -t --shared=8 -k "$sock" "$disk" & ;;
+    blkcache-*) nbdkit -f -U "$sock" "$plugin" "$disk" "cache=${1#blkcache-}" & ;;
+  esac
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    [ -S "$sock" ] && return 0
+    sleep 0.1
+  done
+  echo "$0: $1 did not start"
+  return 1
+}
+
+stop_server ()
+{
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || :
+  server_pid=""
+}
+
+run_bench ()
+{
+  server="$1" name="$2" args="$3"
+  # shellcheck disable=SC2086
+  "$bench" --json --seconds "$seconds" --warmup 1 $args "$uri" \
+    >"$results/$server.$name.bench.json"
+  python3 - "$results/$server.$name.bench.json" "$server" "$name" >>"$raw" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["latency"]
+print("\t".join([sys.argv[2], "blkcache-bench", sys.argv[3],
+                 "%.0f" % d["iops"], "%.1f" % d["mib_per_s"],
+                 "%.1f" % l["p50_us"], "%.1f" % l["p99_us"]]))
+EOF
+}
+
+run_fio ()
+{
+  server="$1" name="$2" args="$3"
+  out="$results/$server.$name.fio.json"
+  # shellcheck disable=SC2086
+  fio --name="$name" --ioengine=nbd --uri="$uri" --iodepth=16 --numjobs=4 \
+    --time_based --ramp_time=1 --runtime="$seconds" --group_reporting \
+    --output-format=json --output="$out" $args >/dev/null
+  python3 - "$out" "$server" "$name" >>"$raw" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+iops = j["read"]["iops"] + j["write"]["iops"]
+bw = (j["read"]["bw"] + j["write"]["bw"]) / 1024
+def pct(p):
+    vals = [j[d]["clat_ns"]["percentile"][p] for d in ("read", "write")
+            if j[d]["total_ios"] > 0]
+    return max(vals) / 1000 if vals else 0
+print("\t".join([sys.argv[2], "fio", sys.argv[3], "%.0f" % iops,
+                 "%.1f" % bw, "%.1f" % pct("50.000000"),
+                 "%.1f" % pct("99.000000")]))
+EOF
+}
+
+for server in $servers; do
+  echo "== $server"
+  if ! start_server "$server"; then
+    echo "   skipped"
+    continue
+  fi
+  "$bench" --prefill --seconds 1 seqread -b 1M "$uri" >/dev/null
+  for w in "${workloads[@]}"; do
+    IFS='|' read -r name bargs fargs <<<"$w"
+    run_bench "$server" "$name" "$bargs"
+    if [ "$fargs" != "-" ]; then run_fio "$server" "$name" "$fargs"; fi
+    awk -F'\t' -v s="$server" -v n="$name" '$1 == s && $3 == n {
+      printf "   %-18s %-15s %10s IOPS %9s MiB/s\n", $3, $2, $4, $5 }' "$raw"
+  done
+  stop_server
+done
+
+python3 - "$raw" "$results" "$seconds" "$size" <<'EOF'
+import sys
+raw, results, seconds, size = sys.argv[1:5]
+rows = [l.rstrip("\n").split("\t") for l in open(raw)][1:]
+data = {(r[0], r[1], r[2]): r for r in rows}
+servers = list(dict.fromkeys(r[0] for r in rows))
+keys = list(dict.fromkeys((r[1], r[2]) for r in rows))
+
+def ratio(tool, work, server, base):
+    b = data.get((base, tool, work))
+    v = data.get((server, tool, work))
+    if not b or not v or float(b[3]) == 0:
+        return "-"
+    return "%.2f" % (float(v[3]) / float(b[3]))
+
+head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
+        "x memory", "x file"]
+table = []
+for tool, work in keys:
+    for s in servers:
+        r = data.get((s, tool, work))
+        if r:
+            table.append([work, tool, s, r[3], r[4], r[5], r[6],
+                          ratio(tool, work, s, "memory"),
+                          ratio(tool, work, s, "file")])
+
+widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
+def line(cells):
+    return "  ".join(str(c).rjust(w) if i >= 3 else str(c).ljust(w)
+                     for i, (c, w) in enumerate(zip(cells, widths)))
+print()
+print(line(head))
+for t in table:
+    print(line(t))
+
+with open(results + "/results.md", "w") as f:
+    f.write("# blkcache benchmark\n\n%s s per run, %s disk, 4 connections "
+            "x 16 requests unless stated.\n\n" % (seconds, size))
+    f.write("| " + " | ".join(head) + " |\n")
+    f.write("|" + "|".join("---" if i < 3 else "---:"
+                           for i in range(len(head))) + "|\n")
+    for t in table:
+        f.write("| " + " | ".join(t) + " |\n")
+
+# Chart: blkcache-bench IOPS relative to nbdkit memory, one group per
+# workload, one bar per server.
+works = [w for t, w in keys if t == "blkcache-bench"]
+with open(results + "/chart.dat", "w") as f:
+    f.write("workload " + " ".join('"%s"' % s for s in servers) + "\n")
+    for w in works:
+        f.write(w + " " + " ".join(ratio("blkcache-bench", w, s, "memory")
+                                   for s in servers) + "\n")
+with open(results + "/chart.gp", "w") as f:
+    f.write("""set terminal pngcairo size 1200,600
+set output '%s/chart.png'
+set title 'blkcache-bench IOPS relative to nbdkit memory'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key outside right
+set ylabel 'x nbdkit memory'
+set datafile missing '-'
+set grid ytics
+plot for [i=2:%d] '%s/chart.dat' using i:xtic(1) title columnheader(i)
+""" % (results, len(servers) + 1, results))
+EOF
+if command -v gnuplot >/dev/null; then
+  gnuplot "$results/chart.gp" || echo "$0: gnuplot failed, no chart"
+fi
+ln -sfn "bench-$stamp" "$top_builddir/tests/results/latest"
+echo
+echo "Results in $results (results.md, raw.tsv, chart.png)"
