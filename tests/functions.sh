@@ -36,7 +36,7 @@ cleanup ()
     kill "$pid" 2>/dev/null || :
   done
   for pid in $SERVER_PIDS; do
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    wait_gone "$pid"
   done
   for log in $SERVER_LOGS; do
     if sanitizer_report "$log"; then
@@ -109,11 +109,24 @@ start_server ()
   SERVER_PIDS="$SERVER_PIDS $PID"
 }
 
+# wait_gone PID: wait for a process to exit; SIGKILL it after a minute.
+# (nbdkit with a sanitizer runtime preloaded can hang in libp11-kit's exit
+# handler, after everything of ours has run.)
+wait_gone ()
+{
+  for _ in $(seq 1 600); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  echo "$0: process $1 did not exit; killing it"
+  kill -9 "$1" 2>/dev/null || :
+}
+
 # stop_server PID: a clean shutdown, waiting for the process to go.
 stop_server ()
 {
   kill "$1"
-  while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
+  wait_gone "$1"
 }
 
 # kill_server PID: SIGKILL, as a crash would.
@@ -123,12 +136,19 @@ kill_server ()
   while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
 }
 
+# run_nbdkit ARGS...: a one-shot nbdkit (such as --dump-plugin) with the
+# sanitizer runtime the plugin needs.
+run_nbdkit ()
+{
+  env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS="detect_leaks=0" \
+    timeout -k 5 30 nbdkit "$@"
+}
+
 # nbdkit_fails PLUGIN-ARGS... : the server must refuse to start; its
 # message is left in $TESTDIR/fail.log.
 nbdkit_fails ()
 {
-  if env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS="detect_leaks=0" \
-       nbdkit -f -U "$TESTDIR/fail.sock" "$PLUGIN" "$@" --run true \
+  if run_nbdkit -f -U "$TESTDIR/fail.sock" "$PLUGIN" "$@" --run true \
        >"$TESTDIR/fail.log" 2>&1; then
     echo "$0: nbdkit started with: $*"
     return 1

@@ -29,7 +29,7 @@ if [ "$(id -u)" = 0 ]; then
     chmod 0755 "$TESTDIR"
     if env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS=detect_leaks=0 \
          setpriv --reuid=nobody --regid=nogroup --clear-groups \
-         nbdkit -f -U "$TESTDIR/np.sock" "$PLUGIN" "$TESTDIR/disk" --run true \
+         timeout -k 5 30 nbdkit -f -U "$TESTDIR/np.sock" "$PLUGIN" "$TESTDIR/disk" --run true \
          > "$TESTDIR/fail.log" 2>&1; then
       echo "$0: an unwritable disk was served read-write"; exit 1
     fi

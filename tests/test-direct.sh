@@ -18,13 +18,13 @@ h.flush()
 
 disk="$TESTDIR/disk"
 truncate -s 4194311 "$disk"
-nbdkit "$PLUGIN" "$disk" direct=on --dump-plugin > "$TESTDIR/dump"
+run_nbdkit "$PLUGIN" "$disk" direct=on --dump-plugin > "$TESTDIR/dump"
 grep -q "blkcache_direct_io=yes" "$TESTDIR/dump"
 start_server on "$disk" direct=on
 check_round_trip
 stop_server "$PID"
 
-nbdkit "$PLUGIN" "$disk" direct=off --dump-plugin > "$TESTDIR/dump"
+run_nbdkit "$PLUGIN" "$disk" direct=off --dump-plugin > "$TESTDIR/dump"
 grep -q "blkcache_direct_io=no" "$TESTDIR/dump"
 start_server off "$disk" direct=off
 check_round_trip
@@ -36,7 +36,7 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
   shmdisk="$(mktemp /dev/shm/blkcache-test.XXXXXX)"
   trap 'rm -f "$shmdisk"; cleanup' EXIT
   truncate -s 1M "$shmdisk"
-  nbdkit "$PLUGIN" "$shmdisk" --dump-plugin > "$TESTDIR/dump"
+  run_nbdkit "$PLUGIN" "$shmdisk" --dump-plugin > "$TESTDIR/dump"
   cat "$TESTDIR/dump"
   if grep -q "blkcache_direct_io=no" "$TESTDIR/dump"; then
     nbdkit_fails "$shmdisk" direct=on
