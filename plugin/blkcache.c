@@ -2,6 +2,11 @@
  * engine in server/.  Each callback parses or checks, calls the engine,
  * and maps a negative errno to nbdkit_error + errno.  All connections
  * share the one engine.
+ *
+ * The service (background writeback and the control socket) is created in
+ * .get_ready, so that a bad control path stops start-up, and its threads
+ * are started in .after_fork, since nbdkit may fork into the background
+ * after .get_ready.  .unload stops it before it frees the engine.
  */
 #include <config.h>
 
@@ -18,6 +23,8 @@
 #include <nbdkit-plugin.h>
 
 #include "engine.h"
+#include "metrics.h"
+#include "service.h"
 #include "store.h"
 
 #define MAX_REQUEST (32 * 1024 * 1024)
@@ -28,8 +35,13 @@ static struct engine_config config = {
   .mode = ENGINE_CACHE_WRITEBACK,
   .cache_size = 256 * 1024 * 1024,
   .block_size = 64 * 1024,
+  .dirty_limit = 50,
 };
+static char *control_path;
+static unsigned dirty_expire = 5;
+static unsigned dirty_background = 10;
 static struct engine *engine;
+static struct service *service;
 
 /* Debug flags, set with -D blkcache.NAME=VALUE. */
 
@@ -40,42 +52,46 @@ NBDKIT_DLL_PUBLIC int blkcache_debug_race_window_us = 0;
 /* Fill read misses without the range lock and its recheck: reintroduces
  * the seed bug, so that a test can prove the suite catches it. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_skip_recheck = 0;
+/* Log every background writeback pass: why it started, how long it took,
+ * what is dirty after it. */
+NBDKIT_DLL_PUBLIC int blkcache_debug_writeback = 0;
+/* Log control socket connections and every command line. */
+NBDKIT_DLL_PUBLIC int blkcache_debug_control = 0;
 
+/* Log every counter (the control socket's stats) with -v. */
 static void
 print_stats (void)
 {
-  struct engine_stats s;
+  struct metric m[METRICS_MAX];
+  struct engine_stats es;
+  struct service_stats ss;
+  size_t n;
 
-  engine_get_stats (engine, &s);
-  nbdkit_debug ("stats: hits %" PRIu64 " misses %" PRIu64
-                " evictions %" PRIu64 " insertions %" PRIu64,
-                s.cache.hits, s.cache.misses, s.cache.evictions,
-                s.cache.insertions);
-  nbdkit_debug ("stats: cached writes %" PRIu64 " direct writes %" PRIu64
-                " fua writes %" PRIu64 " flushes %" PRIu64,
-                s.cached_writes, s.direct_writes, s.fua_writes, s.flushes);
-  nbdkit_debug ("stats: writeback blocks %" PRIu64 " writeback errors %"
-                PRIu64 " dirty bytes %" PRIu64 " peak dirty bytes %" PRIu64,
-                s.writeback_blocks, s.writeback_errors, s.cache.dirty_bytes,
-                s.cache.peak_dirty_bytes);
-  nbdkit_debug ("stats: ordered extents %" PRIu64 " ordered waits %" PRIu64
-                " lock-recheck retries %" PRIu64 " syncs %" PRIu64,
-                s.ordered.added, s.ordered.waits, s.recheck_retries,
-                s.ordered.syncs);
+  engine_get_stats (engine, &es);
+  if (service)
+    service_get_stats (service, &ss);
+  n = metrics_collect (&es, service ? &ss : NULL, m);
+  for (size_t i = 0; i < n; i++)
+    nbdkit_debug ("stats: %s %" PRIu64, m[i].name, m[i].value);
 }
 
-/* Write back what is dirty before the process goes. */
+/* Stop the service, then write back what is dirty before the process
+ * goes. */
 static void
 blkcache_unload (void)
 {
+  if (service)
+    service_stop (service);
   if (engine)
     {
       print_stats ();
+      service_free (service);
       if (engine_free (engine) < 0)
         nbdkit_error ("%s: writing back the cache at exit failed; "
                       "the disk may miss recent writes", filename);
     }
   free (filename);
+  free (control_path);
 }
 
 static int
@@ -144,6 +160,21 @@ parse_block_size (const char *value)
   return 0;
 }
 
+/* An integer parameter from MIN to MAX. */
+static int
+parse_bounded (const char *key, const char *value, unsigned min, unsigned max,
+               unsigned *out)
+{
+  if (nbdkit_parse_unsigned (key, value, out) == -1)
+    return -1;
+  if (*out < min || *out > max)
+    {
+      nbdkit_error ("%s=%s: must be from %u to %u", key, value, min, max);
+      return -1;
+    }
+  return 0;
+}
+
 static int
 blkcache_config (const char *key, const char *value)
 {
@@ -161,6 +192,18 @@ blkcache_config (const char *key, const char *value)
     return parse_cache_size (value);
   if (strcmp (key, "block-size") == 0)
     return parse_block_size (value);
+  if (strcmp (key, "dirty-expire") == 0)
+    return parse_bounded (key, value, 0, 86400, &dirty_expire);
+  if (strcmp (key, "dirty-background") == 0)
+    return parse_bounded (key, value, 0, 100, &dirty_background);
+  if (strcmp (key, "dirty-limit") == 0)
+    return parse_bounded (key, value, 1, 100, &config.dirty_limit);
+  if (strcmp (key, "control") == 0)
+    {
+      free (control_path);
+      control_path = nbdkit_absolute_path (value);
+      return control_path ? 0 : -1;
+    }
   nbdkit_error ("unknown parameter '%s' (see nbdkit blkcache --help)", key);
   return -1;
 }
@@ -180,6 +223,12 @@ blkcache_config_complete (void)
                     PRIu32, config.cache_size, config.block_size);
       return -1;
     }
+  if (dirty_background > config.dirty_limit)
+    {
+      nbdkit_error ("dirty-background=%u is above dirty-limit=%u",
+                    dirty_background, config.dirty_limit);
+      return -1;
+    }
   config.race_window_us = blkcache_debug_race_window_us;
   config.skip_recheck = blkcache_debug_skip_recheck;
   return 0;
@@ -192,7 +241,13 @@ blkcache_config_complete (void)
   "cache=writeback|writethrough|none\n" \
   "                    Cache mode (default writeback).\n" \
   "cache-size=SIZE     Memory for the shared cache (default 256M).\n" \
-  "block-size=SIZE     Cache block size, power of two 4K..1M (default 64K)."
+  "block-size=SIZE     Cache block size, power of two 4K..1M (default 64K).\n" \
+  "dirty-expire=SECS   Write back data dirty this long (default 5; 0 never).\n" \
+  "dirty-background=PCT Write back when more than PCT% of the cache is\n" \
+  "                    dirty (default 10).\n" \
+  "dirty-limit=PCT     Hold writers while more than PCT% of the cache is\n" \
+  "                    dirty (default 50).\n" \
+  "control=PATH        Create a control socket at PATH (blkcachectl)."
 
 /* Whether nbdkit runs with -r.  nbdkit 1.32 gives plugins no call for
  * this before the first connection (nbdkit_read_only came later), yet the
@@ -256,6 +311,43 @@ nbdkit_is_read_only (void)
   return ro;
 }
 
+static void
+service_log_to_nbdkit (enum service_log_level level, const char *msg)
+{
+  if (level == SERVICE_LOG_ERROR)
+    nbdkit_error ("%s", msg);
+  else
+    nbdkit_debug ("%s", msg);
+}
+
+/* Create the service if there is something for it to do: background
+ * writeback, or a control socket. */
+static int
+start_service (void)
+{
+  struct service_config cfg = {
+    .engine = engine,
+    .control_path = control_path,
+    .writeback = config.mode == ENGINE_CACHE_WRITEBACK,
+    .dirty_expire = dirty_expire,
+    .dirty_background = dirty_background,
+    .debug_writeback = blkcache_debug_writeback,
+    .debug_control = blkcache_debug_control,
+    .log = service_log_to_nbdkit,
+  };
+  char err[512];
+
+  if (!cfg.writeback && control_path == NULL)
+    return 0;
+  service = service_new (&cfg, err, sizeof err);
+  if (service == NULL)
+    {
+      nbdkit_error ("%s", err);
+      return -1;
+    }
+  return 0;
+}
+
 /* Open the store once nbdkit knows whether it is read-only. */
 static int
 blkcache_get_ready (void)
@@ -281,6 +373,14 @@ blkcache_get_ready (void)
   if (direct_mode == STORE_DIRECT_AUTO && !st->direct)
     nbdkit_debug ("%s: the filesystem refuses O_DIRECT; using buffered I/O",
                   filename);
+  if (config.mode == ENGINE_CACHE_WRITEBACK)
+    nbdkit_debug ("writeback: dirty-expire=%us dirty-background=%u%% "
+                  "(%" PRIu64 " bytes) dirty-limit=%u%% (%" PRIu64 " bytes)",
+                  dirty_expire, dirty_background,
+                  config.cache_size * dirty_background / 100,
+                  config.dirty_limit,
+                  config.cache_size * config.dirty_limit / 100);
+  nbdkit_debug ("control socket: %s", control_path ? control_path : "none");
   engine = engine_new (st, &config);
   if (engine == NULL)
     {
@@ -291,6 +391,24 @@ blkcache_get_ready (void)
       else
         nbdkit_error ("cannot create the engine: %m");
       store_close (st);
+      return -1;
+    }
+  return start_service ();
+}
+
+/* Threads do not survive nbdkit's fork into the background: start the
+ * service's here. */
+static int
+blkcache_after_fork (void)
+{
+  int r;
+
+  if (service == NULL)
+    return 0;
+  r = service_start (service);
+  if (r < 0)
+    {
+      nbdkit_error ("cannot start the service thread: %s", strerror (-r));
       return -1;
     }
   return 0;
@@ -475,6 +593,7 @@ static struct nbdkit_plugin plugin = {
   .config_help = blkcache_config_help,
   .magic_config_key = "file",
   .get_ready = blkcache_get_ready,
+  .after_fork = blkcache_after_fork,
   .dump_plugin = blkcache_dump_plugin,
   .open = blkcache_open,
   .get_size = blkcache_get_size,

@@ -14,6 +14,12 @@
  * blocks (design invariant 8); when it is full of dirty or pinned blocks an
  * allocation fails and the caller writes back or waits.
  *
+ * Every block in the dirty index (DIRTY, or WRITEBACK and redirtied) has a
+ * "dirtied at" time: when it last entered the index, by going from CLEAN to
+ * DIRTY, by being redirtied while in WRITEBACK, or by a failed writeback
+ * putting it back.  A DIRTY block written into again keeps its time.
+ * Background writeback writes back the blocks dirtied longest ago first.
+ *
  * Pins: a block returned by cache_lookup, cache_peek, cache_alloc or
  * cache_insert is pinned for the caller, who must cache_unpin it.  A pinned
  * block's memory is never freed or reused, even if the block is dropped.
@@ -156,6 +162,21 @@ enum cache_state cache_end_writeback (struct cache *c, struct cache_block *b,
  * O(log d + k) for d dirty blocks, k reported; takes only the dirty lock. */
 size_t cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
                          struct cache_run *runs, size_t max_runs);
+
+/* The clock of the dirtied-at times: CLOCK_MONOTONIC, in nanoseconds. */
+uint64_t cache_clock (void);
+
+/* The block dirtied longest ago (see "dirtied at" above): store its number
+ * in *BLOCKNOP and its dirtied-at time in *DIRTIED_ATP and return 0, or
+ * return -ENOENT when the dirty index is empty.  As with cache_dirty_runs,
+ * the block may change state before the caller locks its range.  O(1);
+ * takes only the dirty lock. */
+int cache_oldest_dirty (struct cache *c, uint64_t *blocknop,
+                        uint64_t *dirtied_atp);
+
+/* Bytes of DIRTY and WRITEBACK blocks (what cache_stats calls dirty_bytes),
+ * without the cost of cache_get_stats.  Takes only the dirty lock. */
+uint64_t cache_dirty_bytes (struct cache *c);
 
 /* Under memory pressure, choose which dirty block to write back: the DIRTY
  * block nearest to eviction (oldest in the small FIFO, then in the main

@@ -27,7 +27,10 @@
  * that starts after its write completed, and concurrent FUA writes share
  * one fdatasync.
  *
- * Cached writes copy into blocks under the lock and mark them DIRTY.
+ * Cached writes copy into blocks under the lock and mark them DIRTY.  A
+ * block a cached write creates is filled (the disk's bytes, then the
+ * write's) before it is inserted, since read hits take no lock and would
+ * otherwise see the bytes of the block its buffer held before.
  * Writeback locks a run of dirty blocks, marks them WRITEBACK, adds an
  * ordered extent, unlocks, writes, and marks them CLEAN (or DIRTY again on
  * error, which the next flush reports).  Blocks in WRITEBACK are never
@@ -38,6 +41,18 @@
  * waiting for a pin to go), keeps the block it got as a spare, and starts
  * over.  So no thread ever waits for writeback while holding a range
  * (invariant 9).
+ *
+ * Background writeback (engine_writeback_expired and _background, called
+ * by the service's worker thread) writes back the block dirtied longest
+ * ago and the dirty blocks that follow it, with writeback_run, the path a
+ * flush takes, so it needs no coherence argument of its own.  The dirty
+ * limit: a cached write that finds more dirty bytes than the limit, before
+ * it takes its range, writes back the oldest dirty run itself, or when
+ * every dirty block is already in writeback waits for a block to come back
+ * (cache_space_wait), until the dirty bytes are below the limit.  It holds
+ * no range meanwhile (invariant 9), and doing the writeback itself means it
+ * never waits for a writeback nobody runs.  A failed writeback ends the
+ * wait: the limit is soft, and cache-size, the hard bound, still holds.
  *
  * Lock ordering: a thread holds at most one range; the cache's and the
  * ordered queue's mutexes are leaves taken inside their calls.
@@ -57,6 +72,8 @@
 #define EXTENTS_MAX (1ULL << 30)
 /* Dirty runs written back per eviction under memory pressure. */
 #define VICTIM_BLOCKS 16
+/* The longest run background writeback writes at once. */
+#define WRITEBACK_RUN_BLOCKS 256
 
 struct engine
 {
@@ -66,8 +83,12 @@ struct engine
   struct cache *cache; /* NULL in mode none */
   struct engine_config cfg;
   uint64_t gran; /* lock granularity: the block size or the alignment */
-  _Atomic uint64_t cached_writes, direct_writes, fua_writes, flushes;
-  _Atomic uint64_t writeback_blocks, writeback_errors, recheck_retries;
+  _Atomic uint64_t cache_size;  /* bytes; changed by engine_set_cache_size */
+  _Atomic unsigned dirty_limit; /* percent */
+  _Atomic uint64_t reads, cached_writes, direct_writes, fua_writes;
+  _Atomic uint64_t zeroes, trims, flushes, prefetches, block_status;
+  _Atomic uint64_t writeback_blocks, writeback_errors;
+  _Atomic uint64_t lock_waits, recheck_retries, dirty_limit_waits;
 };
 
 static void
@@ -92,6 +113,8 @@ engine_new (struct store *st, const struct engine_config *cfg)
   e->st = st;
   e->cfg = *cfg;
   e->gran = st->align;
+  atomic_init (&e->cache_size, cfg->cache_size);
+  atomic_init (&e->dirty_limit, cfg->dirty_limit);
   e->locks = extent_tree_new ();
   e->oq = ordered_queue_new ();
   if (e->locks == NULL || e->oq == NULL)
@@ -173,7 +196,11 @@ lock_range (struct engine *e, uint64_t start, uint64_t end)
 {
   for (;;)
     {
-      extent_lock (e->locks, start, end - 1);
+      if (extent_trylock (e->locks, start, end - 1) == -EBUSY)
+        {
+          bump (&e->lock_waits);
+          extent_lock (e->locks, start, end - 1);
+        }
       if (!ordered_lookup (e->oq, start, end - 1, NULL))
         return;
       extent_unlock (e->locks, start, end - 1);
@@ -299,6 +326,66 @@ writeback_all (struct engine *e)
             err = r;
         }
       from = runs[n - 1].start + runs[n - 1].count;
+    }
+}
+
+/* Write back the dirty run of at most MAX_BLOCKS that starts at the block
+ * dirtied longest ago, if that block was dirtied at or before CUTOFF.
+ * Returns 1 when it wrote (or the block was written back meanwhile), 0
+ * when no dirty block qualifies, or a negative errno.  The caller holds no
+ * range.  A block that stays dirty (redirtied, or its write failed) gets a
+ * new dirtied-at time, so repeated calls move on to other blocks. */
+static int
+writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks)
+{
+  uint64_t blk, dirtied_at;
+  struct cache_run run;
+  int r;
+
+  if (cache_oldest_dirty (e->cache, &blk, &dirtied_at) < 0
+      || dirtied_at > cutoff)
+    return 0;
+  if (cache_dirty_runs (e->cache, blk, max_blocks, &run, 1) == 0)
+    return 1;
+  r = writeback_run (e, run.start, run.count);
+  return r < 0 ? r : 1;
+}
+
+static uint64_t
+percent_of_cache (struct engine *e, unsigned pct)
+{
+  return atomic_load (&e->cache_size) * pct / 100;
+}
+
+/* The dirty limit (see the top of this file).  A held writer writes back
+ * what brings the cache under the limit, in runs of at least VICTIM_BLOCKS
+ * blocks, oldest first.  The caller holds no range. */
+static void
+balance_dirty (struct engine *e)
+{
+  unsigned pct = atomic_load_explicit (&e->dirty_limit, memory_order_relaxed);
+  uint64_t limit = percent_of_cache (e, pct);
+  uint64_t dirty;
+
+  if (pct >= 100 || cache_dirty_bytes (e->cache) <= limit)
+    return;
+  bump (&e->dirty_limit_waits);
+  for (;;)
+    {
+      uint64_t ticket = cache_space_watch (e->cache);
+      int r = 0;
+      dirty = cache_dirty_bytes (e->cache);
+      if (dirty > limit)
+        {
+          uint64_t over = (dirty - limit) / e->cfg.block_size + 1;
+          r = writeback_oldest (e, UINT64_MAX,
+                                over > VICTIM_BLOCKS ? over : VICTIM_BLOCKS);
+          if (r == 0) /* every dirty block is in writeback: wait for one */
+            cache_space_wait (e->cache, &ticket);
+        }
+      cache_space_unwatch (e->cache);
+      if (r < 0 || cache_dirty_bytes (e->cache) <= limit)
+        return;
     }
 }
 
@@ -478,6 +565,7 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 {
   if (count == 0)
     return 0;
+  bump (&e->reads);
   if (e->cache == NULL)
     return store_read (e->st, buf, count, offset);
   return cached_read (e, buf, count, offset);
@@ -488,6 +576,7 @@ engine_cache (struct engine *e, uint32_t count, uint64_t offset)
 {
   if (count == 0)
     return 0;
+  bump (&e->prefetches);
   if (e->cache == NULL)
     return store_prefetch (e->st, offset, count);
   return cached_read (e, NULL, count, offset);
@@ -702,7 +791,12 @@ direct_io (struct engine *e, const struct direct_req *q)
                                                   : ORDERED_TRIM;
   int r;
 
-  span_of (e, q->offset, q->count, &start, &end);
+  /* Only the sectors the I/O touches: a read miss or a cached write locks
+   * the whole block, so it still excludes this I/O, while direct I/Os on
+   * disjoint sectors of one block run at once (each updates its own bytes
+   * of a cached block). */
+  start = store_align_down (e->st, q->offset);
+  end = min_u64 (store_align_up (e->st, q->offset + q->count), e->st->size);
   lock_range (e, start, end);
   r = ordered_add (e->oq, start, end - 1, kind, &oe);
   if (r < 0)
@@ -740,6 +834,16 @@ direct_io (struct engine *e, const struct direct_req *q)
 
 /* --- cached writes --------------------------------------------------- */
 
+/* Copy COUNT bytes from SRC into block B at disk offset FROM (inside the
+ * block).  The caller holds the block's range. */
+static void
+copy_in (struct engine *e, struct cache_block *b, const char *src,
+         uint64_t from, uint64_t count)
+{
+  memcpy ((char *) cache_block_data (b) + from % e->cfg.block_size, src,
+          count);
+}
+
 /* Copy [offset, offset+count) from BUF into the cache as dirty blocks.
  * Design: cached write. */
 static int
@@ -753,6 +857,7 @@ cached_write (struct engine *e, const char *buf, uint64_t count,
   int r = 0;
 
   span_of (e, offset, count, &start, &end);
+  balance_dirty (e);
 again:
   lock_range (e, start, end);
   for (uint64_t blk = first; blk <= last; blk++)
@@ -760,8 +865,11 @@ again:
       uint64_t bstart = blk * B;
       uint64_t from = offset > bstart ? offset : bstart;
       uint64_t to = min_u64 (offset + count, bstart + B);
+      const char *src = buf + (from - offset);
       struct cache_block *b = cache_peek (e->cache, blk);
-      if (b == NULL)
+      if (b)
+        copy_in (e, b, src, from, to - from);
+      else
         {
           r = take_block (e, &spare, &b);
           if (r == -EAGAIN)
@@ -779,7 +887,10 @@ again:
             }
           if (r < 0)
             break;
-          /* A partly written block starts as the disk's bytes. */
+          /* Read hits take no range lock, so a block must hold all its
+           * bytes before it is inserted: the disk's where this write does
+           * not cover it, then the write's.  (A new block's buffer holds
+           * whatever block used it last.) */
           if (to - from != block_len (e, blk))
             {
               r = store_read (e->st, cache_block_data (b), block_len (e, blk),
@@ -790,10 +901,12 @@ again:
                   break;
                 }
             }
-          b = insert_block (e, b, blk);
+          copy_in (e, b, src, from, to - from);
+          struct cache_block *inserted = insert_block (e, b, blk);
+          if (inserted != b) /* only without the recheck (debug) */
+            copy_in (e, inserted, src, from, to - from);
+          b = inserted;
         }
-      memcpy ((char *) cache_block_data (b) + (from - bstart),
-              buf + (from - offset), to - from);
       r = cache_mark_dirty (e->cache, b);
       cache_unpin (e->cache, b);
       if (r < 0)
@@ -833,6 +946,7 @@ engine_zero (struct engine *e, uint32_t count, uint64_t offset,
 
   if (count == 0)
     return 0;
+  bump (&e->zeroes);
   /* A fast zero must not write edges: refuse unaligned ones up front. */
   if (fast
       && (offset % st->align
@@ -848,6 +962,7 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
 {
   if (count == 0)
     return 0;
+  bump (&e->trims);
   struct direct_req q = { .op = DIRECT_TRIM, .count = count, .offset = offset,
                           .fua = fua };
   return direct_io (e, &q);
@@ -922,6 +1037,7 @@ engine_extents (struct engine *e, uint32_t count, uint64_t offset,
 
   if (count == 0)
     return 0;
+  bump (&e->block_status);
   span_of (e, offset, len, &start, &end);
   lock_range (e, start, end);
   r = store_extents (e->st, offset, len, overlay_dirty, &x);
@@ -936,11 +1052,115 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   if (e->cache)
     cache_get_stats (e->cache, &s->cache);
   ordered_get_stats (e->oq, &s->ordered);
+  s->cache_size = atomic_load (&e->cache_size);
+  s->block_size = e->cache ? e->cfg.block_size : 0;
+  s->dirty_limit = atomic_load (&e->dirty_limit);
+  s->reads = atomic_load (&e->reads);
   s->cached_writes = atomic_load (&e->cached_writes);
   s->direct_writes = atomic_load (&e->direct_writes);
   s->fua_writes = atomic_load (&e->fua_writes);
+  s->zeroes = atomic_load (&e->zeroes);
+  s->trims = atomic_load (&e->trims);
   s->flushes = atomic_load (&e->flushes);
+  s->prefetches = atomic_load (&e->prefetches);
+  s->block_status = atomic_load (&e->block_status);
   s->writeback_blocks = atomic_load (&e->writeback_blocks);
   s->writeback_errors = atomic_load (&e->writeback_errors);
+  s->lock_waits = atomic_load (&e->lock_waits);
   s->recheck_retries = atomic_load (&e->recheck_retries);
+  s->dirty_limit_waits = atomic_load (&e->dirty_limit_waits);
+}
+
+/* --- background writeback and administration ------------------------- */
+
+bool
+engine_has_expired (struct engine *e, uint64_t now, uint64_t max_age)
+{
+  uint64_t blk, dirtied_at;
+
+  return e->cache && cache_oldest_dirty (e->cache, &blk, &dirtied_at) == 0
+         && dirtied_at <= now - min_u64 (max_age, now);
+}
+
+bool
+engine_above_dirty (struct engine *e, unsigned pct)
+{
+  return e->cache && cache_dirty_bytes (e->cache) > percent_of_cache (e, pct);
+}
+
+int
+engine_writeback_expired (struct engine *e, uint64_t now, uint64_t max_age)
+{
+  uint64_t cutoff = now - min_u64 (max_age, now);
+  int r;
+
+  if (e->cache == NULL)
+    return 0;
+  while ((r = writeback_oldest (e, cutoff, WRITEBACK_RUN_BLOCKS)) > 0)
+    ;
+  return r;
+}
+
+int
+engine_writeback_background (struct engine *e, unsigned pct)
+{
+  uint64_t target = percent_of_cache (e, pct);
+  uint64_t budget, written;
+  int r = 0;
+
+  if (e->cache == NULL)
+    return 0;
+  /* Bound the work by what is dirty now, so that writers who keep
+   * dirtying blocks cannot hold this call forever. */
+  budget = cache_dirty_bytes (e->cache) / e->cfg.block_size;
+  written = atomic_load (&e->writeback_blocks);
+  while (cache_dirty_bytes (e->cache) > target
+         && atomic_load (&e->writeback_blocks) - written < budget)
+    {
+      r = writeback_oldest (e, UINT64_MAX, WRITEBACK_RUN_BLOCKS);
+      if (r <= 0)
+        break;
+    }
+  return r < 0 ? r : 0;
+}
+
+int
+engine_set_dirty_limit (struct engine *e, unsigned pct)
+{
+  if (pct < 1 || pct > 100)
+    return -EINVAL;
+  atomic_store (&e->dirty_limit, pct);
+  return 0;
+}
+
+int
+engine_set_cache_size (struct engine *e, uint64_t cache_size)
+{
+  int64_t excess;
+  int r;
+
+  if (e->cache == NULL)
+    return -ENOTSUP;
+  excess = cache_resize (e->cache, cache_size);
+  if (excess < 0)
+    return excess;
+  atomic_store (&e->cache_size, cache_size);
+  /* Dirty (or pinned) blocks beyond the new size: write them back and
+   * evict again; nothing dirty is ever dropped. */
+  for (int tries = 0; excess > 0 && tries < 3; tries++)
+    {
+      r = writeback_all (e);
+      if (r < 0)
+        return r;
+      excess = cache_resize (e->cache, cache_size);
+      if (excess < 0)
+        return excess;
+    }
+  return 0;
+}
+
+uint64_t
+engine_drop_clean (struct engine *e)
+{
+  return e->cache ? cache_drop_clean (e->cache) : 0;
 }

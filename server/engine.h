@@ -29,6 +29,8 @@ struct engine_config
   enum engine_cache_mode mode;
   uint64_t cache_size;     /* bytes of cache memory */
   uint32_t block_size;     /* cache block size, a power of two */
+  unsigned dirty_limit;    /* percent of cache_size above which cached
+                            * writes wait for writeback; 100: never */
   unsigned race_window_us; /* debug: hold the seed race's windows open */
   bool skip_recheck;       /* debug: fill misses without the range lock */
 };
@@ -38,13 +40,23 @@ struct engine_stats
 {
   struct cache_stats cache;
   struct ordered_stats ordered;
-  uint64_t cached_writes;   /* writes that landed in the cache */
-  uint64_t direct_writes;   /* writes that went to the store */
-  uint64_t fua_writes;      /* writes with FUA */
+  uint64_t cache_size;        /* the cache size now, in bytes */
+  uint64_t block_size;        /* the cache block size, in bytes */
+  uint64_t dirty_limit;       /* the dirty limit now, in percent */
+  uint64_t reads;             /* read requests */
+  uint64_t cached_writes;     /* writes that landed in the cache */
+  uint64_t direct_writes;     /* writes that went to the store */
+  uint64_t fua_writes;        /* writes with FUA */
+  uint64_t zeroes;            /* zero requests */
+  uint64_t trims;             /* trim requests */
   uint64_t flushes;
-  uint64_t writeback_blocks; /* blocks written back */
-  uint64_t writeback_errors; /* failed writebacks */
-  uint64_t recheck_retries;  /* lock, found an ordered extent, waited */
+  uint64_t prefetches;        /* cache (prefetch) requests */
+  uint64_t block_status;      /* block status requests */
+  uint64_t writeback_blocks;  /* blocks written back */
+  uint64_t writeback_errors;  /* failed writebacks */
+  uint64_t lock_waits;        /* range locks that had to wait */
+  uint64_t recheck_retries;   /* lock, found an ordered extent, waited */
+  uint64_t dirty_limit_waits; /* cached writes held above the dirty limit */
 };
 
 /* Create an engine serving the open store ST (the engine takes it over)
@@ -92,5 +104,46 @@ int engine_extents (struct engine *e, uint32_t count, uint64_t offset,
 
 /* Copy the counters into *STATS. */
 void engine_get_stats (struct engine *e, struct engine_stats *stats);
+
+/* --- background writeback and administration -------------------------
+ *
+ * These are for the service thread and the control socket; each may be
+ * called while requests are in flight, from any thread that holds no
+ * range.  Times are cache_clock() nanoseconds.  In cache modes other than
+ * writeback nothing is ever dirty and the writeback calls return 0 at
+ * once. */
+
+/* Whether some block was dirtied at or before NOW - MAX_AGE. */
+bool engine_has_expired (struct engine *e, uint64_t now, uint64_t max_age);
+
+/* Whether dirty bytes exceed PCT percent of the cache size. */
+bool engine_above_dirty (struct engine *e, unsigned pct);
+
+/* Write back, oldest first, every block dirtied at or before NOW - MAX_AGE,
+ * through the same ordered extents as a flush (with the dirty blocks that
+ * follow each one, up to a run of 256 blocks).  Blocks dirtied later are
+ * left alone.  Returns 0 or the first writeback error (which the next flush
+ * also reports); stops at the first error. */
+int engine_writeback_expired (struct engine *e, uint64_t now,
+                              uint64_t max_age);
+
+/* Write back the oldest dirty runs until dirty bytes are at most PCT
+ * percent of the cache size, or as many blocks as were dirty at the call
+ * have been written.  Returns 0 or the first writeback error. */
+int engine_writeback_background (struct engine *e, unsigned pct);
+
+/* Change the dirty limit (see engine_config) to PCT, 1 to 100.  Returns 0
+ * or -EINVAL. */
+int engine_set_dirty_limit (struct engine *e, unsigned pct);
+
+/* Resize the cache to CACHE_SIZE bytes.  Shrinking below what is dirty
+ * writes the dirty blocks back before they are evicted: no data is lost.
+ * Returns 0; -EINVAL when CACHE_SIZE holds no block; -ENOTSUP without a
+ * cache; -ENOMEM; or a writeback error (the cache then has its new size
+ * but may stay above it until the dirty blocks can be written back). */
+int engine_set_cache_size (struct engine *e, uint64_t cache_size);
+
+/* Drop every CLEAN unpinned block; returns how many (0 without a cache). */
+uint64_t engine_drop_clean (struct engine *e);
 
 #endif /* BLKCACHE_ENGINE_H */

@@ -1,0 +1,166 @@
+/* blkcache: the metrics.  See metrics.h.
+ *
+ * Layout: two static tables, one over struct engine_stats and one over
+ * struct service_stats, each entry a name, a type, a help sentence and the
+ * offset of its uint64_t in the struct.  Adding a counter is one line
+ * here.  The tables are read-only, so every function is thread-safe.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stddef.h>
+
+#include "metrics.h"
+
+struct metric_def
+{
+  const char *name;
+  enum metric_type type;
+  size_t offset;
+  const char *help;
+};
+
+#define E(field) offsetof (struct engine_stats, field)
+#define S(field) offsetof (struct service_stats, field)
+
+static const struct metric_def engine_defs[] = {
+  { "cache_size_bytes", METRIC_GAUGE, E (cache_size),
+    "Memory the cache may use for block data." },
+  { "cache_block_size_bytes", METRIC_GAUGE, E (block_size),
+    "Size of one cache block." },
+  { "cache_capacity_blocks", METRIC_GAUGE, E (cache.capacity),
+    "Blocks the cache may hold." },
+  { "cache_blocks", METRIC_GAUGE, E (cache.blocks), "Blocks allocated now." },
+  { "cache_small_blocks", METRIC_GAUGE, E (cache.small_blocks),
+    "Blocks in the S3-FIFO small (probation) queue." },
+  { "cache_main_blocks", METRIC_GAUGE, E (cache.main_blocks),
+    "Blocks in the S3-FIFO main queue." },
+  { "cache_ghost_entries", METRIC_GAUGE, E (cache.ghost_entries),
+    "Recently evicted block numbers remembered by the ghost queue." },
+  { "cache_metadata_bytes", METRIC_GAUGE, E (cache.metadata_bytes),
+    "Memory of the cache besides block data." },
+  { "cache_hits", METRIC_COUNTER, E (cache.hits),
+    "Block lookups by readers that found the block cached." },
+  { "cache_misses", METRIC_COUNTER, E (cache.misses),
+    "Block lookups by readers that did not." },
+  { "cache_insertions", METRIC_COUNTER, E (cache.insertions),
+    "Blocks inserted into the cache." },
+  { "cache_evictions", METRIC_COUNTER, E (cache.evictions),
+    "Clean blocks evicted to make room." },
+  { "dirty_bytes", METRIC_GAUGE, E (cache.dirty_bytes),
+    "Bytes of dirty blocks and blocks in writeback." },
+  { "peak_dirty_bytes", METRIC_GAUGE, E (cache.peak_dirty_bytes),
+    "Highest dirty_bytes seen." },
+  { "dirty_limit_percent", METRIC_GAUGE, E (dirty_limit),
+    "Share of the cache size above which cached writes wait." },
+  { "reads", METRIC_COUNTER, E (reads), "Read requests." },
+  { "cached_writes", METRIC_COUNTER, E (cached_writes),
+    "Write requests that landed in the cache." },
+  { "direct_writes", METRIC_COUNTER, E (direct_writes),
+    "Write requests that went to the disk." },
+  { "fua_writes", METRIC_COUNTER, E (fua_writes), "Write requests with FUA." },
+  { "zeroes", METRIC_COUNTER, E (zeroes), "Write-zeroes requests." },
+  { "trims", METRIC_COUNTER, E (trims), "Trim requests." },
+  { "flushes", METRIC_COUNTER, E (flushes),
+    "Flushes, from clients and the control socket." },
+  { "prefetches", METRIC_COUNTER, E (prefetches),
+    "Cache (prefetch) requests." },
+  { "block_status", METRIC_COUNTER, E (block_status),
+    "Block status requests." },
+  { "writeback_blocks", METRIC_COUNTER, E (writeback_blocks),
+    "Blocks written back to the disk." },
+  { "writeback_errors", METRIC_COUNTER, E (writeback_errors),
+    "Block writebacks that failed." },
+  { "lock_waits", METRIC_COUNTER, E (lock_waits),
+    "Range locks that had to wait for another request." },
+  { "recheck_retries", METRIC_COUNTER, E (recheck_retries),
+    "Range locks dropped to wait for a write in flight." },
+  { "dirty_limit_waits", METRIC_COUNTER, E (dirty_limit_waits),
+    "Cached writes held because dirty data exceeded the dirty limit." },
+  { "ordered_extents", METRIC_COUNTER, E (ordered.added),
+    "Disk writes recorded as ordered extents." },
+  { "ordered_in_flight", METRIC_GAUGE, E (ordered.in_flight),
+    "Ordered extents in flight now." },
+  { "ordered_peak_in_flight", METRIC_GAUGE, E (ordered.peak_in_flight),
+    "Highest ordered_in_flight seen." },
+  { "ordered_waits", METRIC_COUNTER, E (ordered.waits),
+    "Waits that slept on an ordered extent." },
+  { "syncs", METRIC_COUNTER, E (ordered.syncs), "fdatasync calls." },
+  { "sync_callers", METRIC_COUNTER, E (ordered.sync_callers),
+    "FUA writes and flushes that needed an fdatasync (shared ones "
+    "count once each)." },
+};
+
+static const struct metric_def service_defs[] = {
+  { "uptime_seconds", METRIC_GAUGE, S (uptime_seconds),
+    "Seconds since the service started." },
+  { "dirty_expire_seconds", METRIC_GAUGE, S (dirty_expire),
+    "Age after which dirty data is written back (0: never)." },
+  { "dirty_background_percent", METRIC_GAUGE, S (dirty_background),
+    "Share of the cache size above which background writeback runs." },
+  { "writeback_expired_passes", METRIC_COUNTER, S (expired_passes),
+    "Background writeback passes started by dirty-expire." },
+  { "writeback_background_passes", METRIC_COUNTER, S (background_passes),
+    "Background writeback passes started by dirty-background." },
+  { "control_clients", METRIC_GAUGE, S (control_clients),
+    "Connections to the control socket now." },
+  { "control_commands", METRIC_COUNTER, S (control_commands),
+    "Commands received on the control socket." },
+  { "control_errors", METRIC_COUNTER, S (control_errors),
+    "Control commands answered with an error." },
+};
+
+#undef E
+#undef S
+
+static size_t
+collect (const struct metric_def *defs, size_t ndefs, const void *stats,
+         struct metric *m)
+{
+  for (size_t i = 0; i < ndefs; i++)
+    {
+      m[i].name = defs[i].name;
+      m[i].type = defs[i].type;
+      m[i].help = defs[i].help;
+      m[i].value = *(const uint64_t *)((const char *)stats + defs[i].offset);
+    }
+  return ndefs;
+}
+
+size_t
+metrics_collect (const struct engine_stats *es, const struct service_stats *ss,
+                 struct metric *m)
+{
+  size_t n
+      = collect (engine_defs, sizeof engine_defs / sizeof *engine_defs, es, m);
+
+  _Static_assert(sizeof engine_defs / sizeof *engine_defs
+                         + sizeof service_defs / sizeof *service_defs
+                     <= METRICS_MAX,
+                 "METRICS_MAX is too small");
+  if (ss)
+    n += collect (service_defs, sizeof service_defs / sizeof *service_defs, ss,
+                  m + n);
+  return n;
+}
+
+void
+metrics_print_text (FILE *fp, const struct metric *m, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    fprintf (fp, "%s %" PRIu64 "\n", m[i].name, m[i].value);
+}
+
+void
+metrics_print_prometheus (FILE *fp, const struct metric *m, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      const char *suffix = m[i].type == METRIC_COUNTER ? "_total" : "";
+      const char *type = m[i].type == METRIC_COUNTER ? "counter" : "gauge";
+      fprintf (fp, "# HELP blkcache_%s%s %s\n", m[i].name, suffix, m[i].help);
+      fprintf (fp, "# TYPE blkcache_%s%s %s\n", m[i].name, suffix, type);
+      fprintf (fp, "blkcache_%s%s %" PRIu64 "\n", m[i].name, suffix,
+               m[i].value);
+    }
+}

@@ -1,0 +1,45 @@
+#!/bin/bash
+# set cache-size below the dirty amount writes the dirty blocks back
+# before it evicts them: nothing is lost, the cache ends within its new
+# size, and the data reads back and is in the file.
+. "${top_srcdir:-..}/tests/functions.sh"
+requires nbdsh
+
+CTL="$CLIENT_DIR/blkcachectl"
+disk="$TESTDIR/disk"
+ctl="$TESTDIR/ctl"
+truncate -s 32M "$disk"
+# Nothing written back but by the resize.
+start_server resize "$disk" control="$ctl" cache-size=16M dirty-expire=0 \
+  dirty-limit=100 dirty-background=100
+
+stat_of ()
+{
+  "$CTL" -s "$ctl" stats | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+data="$TESTDIR/data"
+head -c $((12 * 1048576)) /dev/urandom > "$data"
+nbdsh -u "$URI" -c '
+with open("'"$data"'", "rb") as f:
+    h.pwrite(f.read(), 1048576 + 512)
+'
+test "$(stat_of dirty_bytes)" -ge $((12 * 1048576))
+test "$(stat_of writeback_blocks)" = 0
+
+"$CTL" -s "$ctl" set cache-size 1M | grep -q '^cache_size_bytes 1048576$'
+test "$(stat_of cache_size_bytes)" = 1048576
+test "$(stat_of cache_blocks)" -le 16
+test "$(stat_of dirty_bytes)" -le 1048576
+test "$(stat_of writeback_blocks)" -ge 190
+# Written back, before any flush.
+cmp <(dd if="$disk" bs=512 skip=2049 count=24576 status=none) "$data"
+
+nbdsh -u "$URI" -c '
+with open("'"$data"'", "rb") as f:
+    data = f.read()
+assert h.pread(len(data), 1048576 + 512) == data
+h.flush()
+'
+cmp <(dd if="$disk" bs=512 skip=2049 count=24576 status=none) "$data"
+test "$(stat_of cache_blocks)" -le 16
