@@ -60,6 +60,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,12 @@
 #define EXTENTS_MAX (1ULL << 30)
 /* Dirty runs written back per eviction under memory pressure. */
 #define VICTIM_BLOCKS 16
-/* The longest run background writeback writes at once. */
+/* The longest run writeback writes at once. */
 #define WRITEBACK_RUN_BLOCKS 256
+/* Writeback runs a flush keeps in flight, and the dirty blocks that make
+ * one more thread worth starting. */
+#define WRITEBACK_THREADS 8
+#define WRITEBACK_THREAD_BLOCKS 16
 
 struct engine
 {
@@ -306,27 +311,67 @@ writeback_run (struct engine *e, uint64_t first, uint64_t n)
   return err;
 }
 
-/* Write back every block that is dirty now, in ascending order. */
-static int
-writeback_all (struct engine *e)
+/* One pass of writeback over the dirty index, shared by the threads that
+ * run it: each takes the next dirty run after CURSOR and writes it. */
+struct writeback_pass
 {
-  struct cache_run runs[32];
-  uint64_t from = 0;
-  int err = 0;
+  struct engine *e;
+  pthread_mutex_t lock; /* protects cursor and err */
+  uint64_t cursor;
+  int err;
+};
+
+static void *
+writeback_worker (void *arg)
+{
+  struct writeback_pass *p = arg;
+  struct cache_run run;
 
   for (;;)
     {
-      size_t n = cache_dirty_runs (e->cache, from, UINT64_MAX, runs, 32);
+      pthread_mutex_lock (&p->lock);
+      size_t n = cache_dirty_runs (p->e->cache, p->cursor,
+                                   WRITEBACK_RUN_BLOCKS, &run, 1);
+      if (n)
+        p->cursor = run.start + run.count;
+      pthread_mutex_unlock (&p->lock);
       if (n == 0)
-        return err;
-      for (size_t i = 0; i < n; i++)
+        return NULL;
+      int r = writeback_run (p->e, run.start, run.count);
+      if (r < 0)
         {
-          int r = writeback_run (e, runs[i].start, runs[i].count);
-          if (r < 0 && err == 0)
-            err = r;
+          pthread_mutex_lock (&p->lock);
+          if (p->err == 0)
+            p->err = r;
+          pthread_mutex_unlock (&p->lock);
         }
-      from = runs[n - 1].start + runs[n - 1].count;
     }
+}
+
+/* Write back every block that is dirty now, in ascending order, with up to
+ * WRITEBACK_THREADS runs in flight so the disk sees a queue, not one write
+ * at a time.  The threads live for one pass: a pass costs disk writes that
+ * take far longer than starting them, and nothing outlives the call (nbdkit
+ * may fork after the engine is made).  The caller holds no range. */
+static int
+writeback_all (struct engine *e)
+{
+  struct writeback_pass p = { .e = e, .cursor = 0, .err = 0 };
+  pthread_t threads[WRITEBACK_THREADS - 1];
+  size_t started = 0;
+  uint64_t dirty = cache_dirty_bytes (e->cache) / e->cfg.block_size;
+
+  pthread_mutex_init (&p.lock, NULL);
+  for (; started < WRITEBACK_THREADS - 1
+         && (started + 1) * WRITEBACK_THREAD_BLOCKS < dirty;
+       started++)
+    if (pthread_create (&threads[started], NULL, writeback_worker, &p) != 0)
+      break;
+  writeback_worker (&p);
+  for (size_t i = 0; i < started; i++)
+    pthread_join (threads[i], NULL);
+  pthread_mutex_destroy (&p.lock);
+  return p.err;
 }
 
 /* Write back the dirty run of at most MAX_BLOCKS that starts at the block
@@ -440,6 +485,21 @@ take_block (struct engine *e, struct cache_block **spare,
   return r == -ENOSPC ? -EAGAIN : r;
 }
 
+/* The cache had no room for block BLK while the caller held [*START, END)
+ * (if LOCKED): unlock, make room holding no range (the block obtained goes
+ * to *SPARE), and move the caller's loop on to start at BLK.  Returns 0 to
+ * lock again and go on, or a negative errno. */
+static int
+make_room (struct engine *e, struct cache_block **spare, bool locked,
+           uint64_t blk, uint64_t *first, uint64_t *start, uint64_t end)
+{
+  if (locked)
+    unlock_range (e, *start, end);
+  *first = blk;
+  *start = blk * e->cfg.block_size;
+  return reserve_block (e, spare);
+}
+
 /* Insert B, just filled from the store, as block BLK; returns the pinned
  * block now cached for BLK (B, or one someone else inserted first). */
 static struct cache_block *
@@ -489,13 +549,10 @@ again:
           r = take_block (e, &spare, &b);
           if (r == -EAGAIN)
             {
-              if (!e->cfg.skip_recheck)
-                unlock_range (e, start, end);
-              r = reserve_block (e, &spare);
+              r = make_room (e, &spare, !e->cfg.skip_recheck, blk, &first,
+                             &start, end);
               if (r < 0)
                 return r;
-              first = blk;
-              start = blk * B;
               goto again;
             }
           if (r < 0)
@@ -877,12 +934,9 @@ again:
               /* Blocks before BLK hold the new bytes already, as a write
                * in flight may show; go on from BLK once there is room
                * (starting over could need more blocks than the cache has). */
-              unlock_range (e, start, end);
-              r = reserve_block (e, &spare);
+              r = make_room (e, &spare, true, blk, &first, &start, end);
               if (r < 0)
                 return r;
-              first = blk;
-              start = blk * B;
               goto again;
             }
           if (r < 0)

@@ -7,7 +7,8 @@
 # mode.  Workloads: 4 KiB random read with the data hot, 1 MiB sequential
 # read hot, 4 KiB 70/30 random read/write with a flush every 64 writes, and
 # 4 KiB random writes half of them FUA (fio cannot send FUA: blkcache-bench
-# only).  Before the workloads of a server, the region is written once and
+# only), and 4 KiB writes all FUA at queue depth 16 (qemu-img bench with a
+# writethrough cache, which sends every write with FUA).  Before the workloads of a server, the region is written once and
 # read once, so that the data is hot in every cache.
 #
 # Prints a table of absolute figures and of ratios to nbdkit memory and to
@@ -54,7 +55,7 @@ printf 'server\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\n' >"$raw"
 
 # The workloads: name, blkcache-bench arguments, fio arguments ("-": none).
 workloads=(
-  "4k-randread|randread -b 4K|--rw=randread --bs=4k"
+  "4k-randread|randread -b 4K|--rw=randread --bs=4k --numjobs=2 --iodepth=32"
   "1m-seqread|seqread -b 1M -q 4|--rw=read --bs=1m --iodepth=4"
   "4k-randrw-flush64|randrw -b 4K --read-percent 70 --flush-every 64|--rw=randrw --rwmixread=70 --bs=4k --fsync=64"
   "4k-write-half-fua|randwrite -b 4K --fua-percent 50|-"
@@ -104,6 +105,19 @@ print("\t".join([sys.argv[2], "blkcache-bench", sys.argv[3],
 EOF
 }
 
+# 4 KiB writes, every one FUA, 16 in flight: qemu-img bench -t writethrough.
+run_qemu_img_bench ()
+{
+  server="$1" count=20000
+  command -v qemu-img >/dev/null || return 0
+  secs=$(qemu-img bench -f raw -w -t writethrough -c "$count" -d 16 -s 4k \
+           -S 4k "$uri" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+  [ -n "$secs" ] || return 0
+  awk -v s="$server" -v c="$count" -v t="$secs" 'BEGIN {
+    printf "%s\tqemu-img\t4k-fua-write-qd16\t%.0f\t%.1f\t-\t-\n",
+      s, c / t, c * 4 / 1024 / t }' >>"$raw"
+}
+
 run_fio ()
 {
   server="$1" name="$2" args="$3"
@@ -141,6 +155,7 @@ for server in $servers; do
     awk -F'\t' -v s="$server" -v n="$name" '$1 == s && $3 == n {
       printf "   %-18s %-15s %10s IOPS %9s MiB/s\n", $3, $2, $4, $5 }' "$raw"
   done
+  run_qemu_img_bench "$server"
   stop_server
 done
 
