@@ -429,16 +429,6 @@ status_extents (void *opaque, const char *context, uint64_t offset,
 /* ------------------------------------------------------------------ */
 /* Issuing requests. */
 
-static enum oracle_kind
-oracle_kind_of (enum op_kind kind)
-{
-  if (kind == OP_TRIM)
-    return ORACLE_TRIM;
-  if (kind == OP_ZERO || kind == OP_ZERO_FUA)
-    return ORACLE_ZERO;
-  return ORACLE_DATA;
-}
-
 /* Record a write kind in the oracle and the log before it is sent. */
 static int
 begin_write (struct run *r, struct request *q)
@@ -446,7 +436,7 @@ begin_write (struct run *r, struct request *q)
   struct oracle_write *w;
 
   q->id = r->next_id++;
-  w = oracle_begin_write (r->oracle, q->id, oracle_kind_of (q->op.kind),
+  w = oracle_begin_write (r->oracle, q->id, op_oracle_kind (q->op.kind),
                           q->op.offset, q->op.length, q->issue);
   if (w == NULL)
     return -errno;

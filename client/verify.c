@@ -26,6 +26,7 @@
 #include "oracle.h"
 #include "report.h"
 #include "torture.h"
+#include "workload.h"
 
 /* Events between two prunes of the oracle during the replay. */
 #define PRUNE_EVERY 65536
@@ -40,16 +41,6 @@ struct replay
   size_t cap;
   uint64_t writes, durable;
 };
-
-static enum oracle_kind
-oracle_kind_of (enum op_kind kind)
-{
-  if (kind == OP_TRIM)
-    return ORACLE_TRIM;
-  if (kind == OP_ZERO || kind == OP_ZERO_FUA)
-    return ORACLE_ZERO;
-  return ORACLE_DATA;
-}
 
 static int
 grow (struct replay *rp, uint64_t id)
@@ -87,7 +78,7 @@ replay_issue (struct replay *rp, const struct oplog_event *e)
 
   if (rp->oracle == NULL || grow (rp, e->id) < 0 || rp->byid[e->id] != NULL)
     return rp->oracle == NULL ? -EINVAL : -ENOMEM;
-  w = oracle_begin_write (rp->oracle, e->id, oracle_kind_of (e->kind),
+  w = oracle_begin_write (rp->oracle, e->id, op_oracle_kind (e->kind),
                           e->offset, e->length, e->stamp);
   if (w == NULL)
     return -errno;

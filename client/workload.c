@@ -44,6 +44,16 @@ op_is_write (enum op_kind kind)
          || kind == OP_ZERO_FUA || kind == OP_TRIM;
 }
 
+enum oracle_kind
+op_oracle_kind (enum op_kind kind)
+{
+  if (kind == OP_TRIM)
+    return ORACLE_TRIM;
+  if (kind == OP_ZERO || kind == OP_ZERO_FUA)
+    return ORACLE_ZERO;
+  return ORACLE_DATA;
+}
+
 /* Parse one "name=weight" item of length LEN. */
 static int
 parse_item (const char *item, size_t len, unsigned weight[OP_NR])

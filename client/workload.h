@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "oracle.h"
 #include "random.h"
 
 enum op_kind
@@ -59,6 +60,11 @@ int op_from_name (const char *name);
 
 /* Whether KIND writes the disk (write, fua, zero, zero-fua, trim). */
 bool op_is_write (enum op_kind kind);
+
+/* What the write kind KIND leaves in the bytes it covers, as the oracle
+ * tracks it: data for a write or FUA write, zeroes for a write-zeroes
+ * (with or without FUA), anything for a trim. */
+enum oracle_kind op_oracle_kind (enum op_kind kind);
 
 /* Parse SPEC ("read=40,write=25,...") into WEIGHT; kinds not named get 0.
  * Returns 0, or -EINVAL for an unknown name, a bad number, or all-zero

@@ -8,6 +8,10 @@ set -u
 : "${SANITIZER:=}"
 PLUGIN="$(cd "$top_builddir" && pwd)/plugin/.libs/nbdkit-blkcache-plugin.so"
 CLIENT_DIR="$(cd "$top_builddir" && pwd)/client"
+CTL="$CLIENT_DIR/blkcachectl"
+# Exported for the commands of a captive nbdkit (nbdkit -U - --run).
+TORTURE="$CLIENT_DIR/blkcache-torture"
+export TORTURE
 
 # nbdsh and the python scripts need Debian's python3, which has the nbd module.
 export PATH="/usr/bin:$PATH"
@@ -70,6 +74,26 @@ sanitizer_preload ()
   esac
 }
 
+# make_disk SIZE: a sparse file of SIZE bytes (truncate's suffixes) at
+# $TESTDIR/disk, named by $disk.
+make_disk ()
+{
+  disk="$TESTDIR/disk"
+  truncate -s "$1" "$disk"
+}
+
+# wait_until SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds;
+# returns 1 if it has not after SECONDS (a whole number).
+wait_until ()
+{
+  tries=$(($1 * 10)); shift
+  for _ in $(seq 1 "$tries"); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # start_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...
 # Starts nbdkit with the plugin on the unix socket $TESTDIR/NAME.sock and sets
 # $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.
@@ -109,15 +133,87 @@ start_server ()
   SERVER_PIDS="$SERVER_PIDS $PID"
 }
 
+# start_control_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...: start_server
+# with control=$ctl added, the control socket $TESTDIR/ctl.
+start_control_server ()
+{
+  ctl="$TESTDIR/ctl"
+  start_server "$@" control="$ctl"
+}
+
+# stat_of NAME: the value of one counter in the stats of the control
+# socket $ctl.
+stat_of ()
+{
+  "$CTL" -s "$ctl" stats | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# torture_start OUT [OPTIONS...]: blkcache-torture with OPTIONS against
+# $URI in the background, without its progress line, its output in OUT;
+# sets $torture_pid.
+torture_start ()
+{
+  torture_out="$1"; shift
+  "$TORTURE" --no-progress "$@" "$URI" >"$torture_out" 2>&1 &
+  torture_pid=$!
+}
+
+# torture_wait WANT: wait for the run torture_start began and check it as
+# torture_exited does.
+torture_wait ()
+{
+  status=0
+  wait "$torture_pid" || status=$?
+  torture_exited "$1" "$status" "$torture_out"
+}
+
+# run_torture WANT OUT [OPTIONS...]: torture_start, then torture_wait.
+run_torture ()
+{
+  want="$1"; shift
+  torture_start "$@"
+  torture_wait "$want"
+}
+
+# torture_exited WANT STATUS OUT: print blkcache-torture's output OUT and
+# fail the test unless it exited with STATUS WANT (torture.h: 0 no stale
+# read, 1 a failed check, 3 the server dropped a connection).
+torture_exited ()
+{
+  cat "$3"
+  if [ "$2" -ne "$1" ]; then
+    echo "$0: blkcache-torture exited with $2, expected $1"
+    exit 1
+  fi
+}
+
+# torture_clean OUT: blkcache-torture's summary in OUT counts no stale read
+# and no block status reply that claimed zeroes wrongly.
+torture_clean ()
+{
+  grep -q '^stale reads: 0 ' "$1" &&
+    grep -q '^block status replies claiming zeroes wrongly: 0$' "$1"
+}
+
+# torture_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...: start the plugin
+# as start_server does, run blkcache-torture against it for
+# $TORTURE_SECONDS (default 3), require a clean run, and stop the server.
+torture_server ()
+{
+  name="$1"
+  start_server "$@"
+  echo "--- $name: $*"
+  run_torture 0 "$TESTDIR/$name.out" --seconds "${TORTURE_SECONDS:-3}"
+  torture_clean "$TESTDIR/$name.out"
+  stop_server "$PID"
+}
+
 # wait_gone PID: wait for a process to exit; SIGKILL it after a minute.
 # (nbdkit with a sanitizer runtime preloaded can hang in libp11-kit's exit
 # handler, after everything of ours has run.)
 wait_gone ()
 {
-  for _ in $(seq 1 600); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.1
-  done
+  wait_until 60 gone "$1" && return 0
   echo "$0: process $1 did not exit; killing it"
   kill -9 "$1" 2>/dev/null || :
 }
@@ -129,11 +225,17 @@ stop_server ()
   wait_gone "$1"
 }
 
-# kill_server PID: SIGKILL, as a crash would.
+# gone PID: whether process PID has exited.
+gone ()
+{
+  ! kill -0 "$1" 2>/dev/null
+}
+
+# kill_server PID: SIGKILL, as a crash would, waiting for the process to go.
 kill_server ()
 {
   kill -9 "$1"
-  while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
+  wait_gone "$1"
 }
 
 # run_nbdkit ARGS...: a one-shot nbdkit (such as --dump-plugin) with the

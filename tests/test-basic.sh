@@ -4,8 +4,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 1000003 "$disk"
+make_disk 1000003
 start_server basic "$disk"
 
 nbdsh -u "$URI" -c '

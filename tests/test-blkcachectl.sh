@@ -4,11 +4,8 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-CTL="$CLIENT_DIR/blkcachectl"
-disk="$TESTDIR/disk"
-ctl="$TESTDIR/ctl"
-truncate -s 16M "$disk"
-start_server ctl "$disk" control="$ctl"
+make_disk 16M
+start_control_server ctl "$disk"
 
 expect_status ()
 {

@@ -5,8 +5,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 16M "$disk"
+make_disk 16M
 for mode in writeback writethrough none; do
   start_server "coh-$mode" "$disk" cache=$mode
   nbdsh -c '

@@ -4,8 +4,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh nbdcopy
 
-disk="$TESTDIR/disk"
-truncate -s 32M "$disk"
+make_disk 32M
 start_server cext "$disk" cache=writeback
 
 nbdsh --base-allocation -u "$URI" -c '

@@ -5,8 +5,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 64M "$disk"
+make_disk 64M
 start_server overflow "$disk" cache=writeback cache-size=1M block-size=64K
 
 nbdsh -u "$URI" -c '

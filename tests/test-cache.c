@@ -15,31 +15,9 @@
 #include <criterion/criterion.h>
 
 #include "cache.h"
-
-/* Criterion's assertions may only abort the test from its main thread;
- * helper threads report a broken invariant by crashing the test. */
-#define CHECK(cond)                                                            \
-  do                                                                           \
-    {                                                                          \
-      if (!(cond))                                                             \
-        {                                                                      \
-          fprintf (stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,    \
-                   #cond);                                                     \
-          abort ();                                                            \
-        }                                                                      \
-    }                                                                          \
-  while (0)
+#include "unit-helpers.h"
 
 #define BS 4096
-
-static void
-sleep_us (long us)
-{
-  struct timespec ts
-      = { .tv_sec = us / 1000000, .tv_nsec = us % 1000000 * 1000 };
-
-  nanosleep (&ts, NULL);
-}
 
 static struct cache *
 new_cache (uint64_t blocks)

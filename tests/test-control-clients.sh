@@ -5,10 +5,8 @@
 # the connection limit a client gets an error line.
 . "${top_srcdir:-..}/tests/functions.sh"
 
-disk="$TESTDIR/disk"
-ctl="$TESTDIR/ctl"
-truncate -s 16M "$disk"
-start_server clients "$disk" control="$ctl"
+make_disk 16M
+start_control_server clients "$disk"
 
 /usr/bin/python3 - "$ctl" <<'PY'
 import socket, sys, time

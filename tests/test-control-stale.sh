@@ -4,20 +4,17 @@
 # nbdkit forks into the background, and goes away when nbdkit exits.
 . "${top_srcdir:-..}/tests/functions.sh"
 
-CTL="$CLIENT_DIR/blkcachectl"
-disk="$TESTDIR/disk"
-ctl="$TESTDIR/ctl"
-truncate -s 16M "$disk"
+make_disk 16M
 
 # A stale socket: bound, then its owner killed with SIGKILL.
-start_server first "$disk" control="$ctl"
+start_control_server first "$disk"
 "$CTL" -s "$ctl" stats > /dev/null
 kill_server "$PID"
 test -S "$ctl"
 if "$CTL" -s "$ctl" stats 2>/dev/null; then
   echo "$0: a killed server still answers"; exit 1
 fi
-start_server second "$disk" control="$ctl"
+start_control_server second "$disk"
 "$CTL" -s "$ctl" stats | grep -q '^uptime_seconds '
 
 # A live socket is refused, and left alone.
@@ -43,10 +40,12 @@ pidfile="$TESTDIR/bg.pid"
     nbdkit -P "$pidfile" -U "$TESTDIR/bg.sock" "$PLUGIN" "$disk" \
     control=bg.ctl 2>>"$TESTDIR/bg.log")
 SERVER_LOGS="$SERVER_LOGS $TESTDIR/bg.log"
-for _ in $(seq 1 100); do
-  [ -s "$pidfile" ] && [ -S "$TESTDIR/bg.ctl" ] && break
-  sleep 0.1
-done
+bg_started ()
+{
+  [ -s "$pidfile" ] && [ -S "$TESTDIR/bg.ctl" ]
+}
+wait_until 10 bg_started || {
+  echo "$0: nbdkit did not start in the background"; exit 1; }
 bgpid="$(cat "$pidfile")"
 SERVER_PIDS="$SERVER_PIDS $bgpid"
 "$CTL" -s "$TESTDIR/bg.ctl" stats | grep -q '^uptime_seconds '

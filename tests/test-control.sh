@@ -5,22 +5,13 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-CTL="$CLIENT_DIR/blkcachectl"
-disk="$TESTDIR/disk"
-ctl="$TESTDIR/ctl"
-truncate -s 16M "$disk"
+make_disk 16M
 # No background writeback, so that only the flush command writes back.
-start_server control "$disk" control="$ctl" dirty-expire=0 \
-  dirty-background=100 dirty-limit=100
+start_control_server control "$disk" dirty-expire=0 dirty-background=100 \
+  dirty-limit=100
 
 test "$(stat -c %a "$ctl")" = 600
 test "$(stat -c %F "$ctl")" = socket
-
-# stat NAME: one value from the stats command.
-stat_of ()
-{
-  "$CTL" -s "$ctl" stats | awk -v n="$1" '$1 == n { print $2 }'
-}
 
 "$CTL" -s "$ctl" help > "$TESTDIR/help"
 for cmd in help stats flush drop-clean "set cache-size" "set dirty-expire" \
@@ -148,7 +139,7 @@ stop_server "$PID"
 test ! -e "$ctl"
 
 # cache=none: the control socket works, but there is no cache to resize.
-start_server none "$disk" cache=none control="$ctl"
+start_control_server none "$disk" cache=none
 "$CTL" -s "$ctl" flush
 test "$(stat_of cache_capacity_blocks)" = 0
 expect="set cache-size: there is no cache" bad set cache-size 1M

@@ -16,8 +16,7 @@ h.flush()
 '
 }
 
-disk="$TESTDIR/disk"
-truncate -s 4194311 "$disk"
+make_disk 4194311
 run_nbdkit "$PLUGIN" "$disk" direct=on --dump-plugin > "$TESTDIR/dump"
 grep -q "blkcache_direct_io=yes" "$TESTDIR/dump"
 start_server on "$disk" direct=on

@@ -6,20 +6,12 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-CTL="$CLIENT_DIR/blkcachectl"
-disk="$TESTDIR/disk"
-ctl="$TESTDIR/ctl"
-truncate -s 32M "$disk"
+make_disk 32M
 # 16 MiB cache; no background writeback, no age limit, and at first no
 # dirty limit either.
-start_server limit "$disk" control="$ctl" cache-size=16M \
+start_control_server limit "$disk" cache-size=16M \
   dirty-expire=0 dirty-background=0 dirty-limit=100
 "$CTL" -s "$ctl" set dirty-background 100
-
-stat_of ()
-{
-  "$CTL" -s "$ctl" stats | awk -v n="$1" '$1 == n { print $2 }'
-}
 
 # write FIRST_MIB COUNT_MIB SEED: cached writes of 256 KiB.
 write ()

@@ -4,8 +4,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 16M "$disk"
+make_disk 16M
 
 # Flushed cached writes survive.
 start_server dur1 "$disk" cache=writeback

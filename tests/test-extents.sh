@@ -3,8 +3,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 64M "$disk"
+make_disk 64M
 dd if=/dev/urandom of="$disk" bs=1M count=2 seek=8 conv=notrunc status=none
 start_server extents "$disk"
 

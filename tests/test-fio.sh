@@ -4,8 +4,7 @@
 requires fio
 fio --enghelp 2>/dev/null | grep -qw nbd || { echo "fio has no nbd engine"; exit 77; }
 
-disk="$TESTDIR/disk"
-truncate -s 64M "$disk"
+make_disk 64M
 start_server fio "$disk"
 
 fio --name=verify --ioengine=nbd --uri="$URI" --rw=randwrite --bs=4k \

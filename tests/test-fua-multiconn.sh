@@ -4,8 +4,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 16M "$disk"
+make_disk 16M
 start_server fua "$disk"
 
 export URI

@@ -7,8 +7,7 @@ requires nbdsh
 # Sanitizers add their own shadow memory and quarantine.
 [ -z "$SANITIZER" ] || { echo "not meaningful under $SANITIZER"; exit 77; }
 
-disk="$TESTDIR/disk"
-truncate -s 256M "$disk"
+make_disk 256M
 start_server mem "$disk" cache=writeback cache-size=64M
 
 nbdsh -u "$URI" -c '

@@ -13,29 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "ordered.h"
-
-/* Criterion's assertions may only abort the test from its main thread;
- * helper threads report a broken invariant by crashing the test. */
-#define CHECK(cond)                                                            \
-  do                                                                           \
-    {                                                                          \
-      if (!(cond))                                                             \
-        {                                                                      \
-          fprintf (stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,    \
-                   #cond);                                                     \
-          abort ();                                                            \
-        }                                                                      \
-    }                                                                          \
-  while (0)
-
-static void
-sleep_us (long us)
-{
-  struct timespec ts
-      = { .tv_sec = us / 1000000, .tv_nsec = us % 1000000 * 1000 };
-
-  nanosleep (&ts, NULL);
-}
+#include "unit-helpers.h"
 
 static struct ordered_extent *
 add (struct ordered_queue *q, uint64_t start, uint64_t end,

@@ -4,8 +4,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires qemu-io
 
-disk="$TESTDIR/disk"
-truncate -s 8M "$disk"
+make_disk 8M
 start_server qemuio "$disk"
 
 qemu-io -f raw -t writeback \

@@ -5,18 +5,10 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-CTL="$CLIENT_DIR/blkcachectl"
-disk="$TESTDIR/disk"
-ctl="$TESTDIR/ctl"
-truncate -s 32M "$disk"
+make_disk 32M
 # Nothing written back but by the resize.
-start_server resize "$disk" control="$ctl" cache-size=16M dirty-expire=0 \
+start_control_server resize "$disk" cache-size=16M dirty-expire=0 \
   dirty-limit=100 dirty-background=100
-
-stat_of ()
-{
-  "$CTL" -s "$ctl" stats | awk -v n="$1" '$1 == n { print $2 }'
-}
 
 data="$TESTDIR/data"
 head -c $((12 * 1048576)) /dev/urandom > "$data"

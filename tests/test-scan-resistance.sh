@@ -6,8 +6,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 64M "$disk"
+make_disk 64M
 # 64 blocks of 64K; the hot set is 32 blocks, the scan 256.
 start_server scan -v -- "$disk" cache=writethrough cache-size=4M block-size=64K
 

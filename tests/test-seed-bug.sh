@@ -4,31 +4,20 @@
 # the miss path's lock-then-recheck turned off the torture run must report
 # stale reads; with it on, the same run must report none.
 . "${top_srcdir:-..}/tests/functions.sh"
-torture="$CLIENT_DIR/blkcache-torture"
-[ -x "$torture" ] || { echo "no blkcache-torture"; exit 77; }
+requires "$TORTURE"
 
-disk="$TESTDIR/disk"
-truncate -s 64M "$disk"
+make_disk 64M
+# run NAME SKIP WANT: a torture run with skip_recheck=SKIP must exit WANT.
 run ()
 {
-  name="$1"; skip="$2"
+  name="$1"; skip="$2"; want="$3"
   start_server "$name" -D blkcache.skip_recheck="$skip" \
     -D blkcache.race_window_us=2000 -- "$disk" cache=writethrough block-size=4K
-  status=0
-  "$torture" --seconds 4 --no-progress --mix read=60,fua=20,zero=20 \
-    --hot-size 1M --max-request 16K "$URI" > "$TESTDIR/$name.out" 2>&1 \
-    || status=$?
-  grep -E "ops/s|stale reads" "$TESTDIR/$name.out"
+  run_torture "$want" "$TESTDIR/$name.out" --seconds 4 \
+    --mix read=60,fua=20,zero=20 --hot-size 1M --max-request 16K
   stop_server "$PID"
 }
 
-run buggy 1
-if [ "$status" -ne 1 ] || ! grep -q "STALE" "$TESTDIR/buggy.out"; then
-  echo "$0: the seed bug went unnoticed (exit $status)"
-  exit 1
-fi
-run fixed 0
-if [ "$status" -ne 0 ]; then
-  cat "$TESTDIR/fixed.out"
-  exit 1
-fi
+run buggy 1 1
+grep -q "STALE" "$TESTDIR/buggy.out"
+run fixed 0 0

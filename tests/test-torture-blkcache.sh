@@ -5,29 +5,9 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdkit
 
-TORTURE="$CLIENT_DIR/blkcache-torture"
-disk="$TESTDIR/disk"
-truncate -s 64M "$disk"
+make_disk 64M
 
-torture ()
-{
-  name="$1"; shift
-  out="$TESTDIR/$name.out"
-  start_server "$name" "$disk" "$@"
-  status=0
-  "$TORTURE" --seconds 3 --no-progress "$URI" >"$out" 2>&1 || status=$?
-  echo "--- $name: $*"
-  cat "$out"
-  stop_server "$PID"
-  if [ "$status" -ne 0 ]; then
-    echo "$0: blkcache-torture exited with $status ($*)"
-    exit 1
-  fi
-  grep -q '^stale reads: 0 ' "$out"
-  grep -q '^block status replies claiming zeroes wrongly: 0$' "$out"
-}
-
-torture none cache=none
-torture writethrough cache=writethrough
-torture writeback cache=writeback
-torture small cache=writeback cache-size=2M
+torture_server none "$disk" cache=none
+torture_server writethrough "$disk" cache=writethrough
+torture_server writeback "$disk" cache=writeback
+torture_server small "$disk" cache=writeback cache-size=2M

@@ -4,8 +4,7 @@
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
-disk="$TESTDIR/disk"
-truncate -s 1M "$disk"
+make_disk 1M
 start_server unaligned "$disk"
 
 export URI
