@@ -1,6 +1,6 @@
 /* blkcache: the shared block cache.
  *
- * Layout.  A block is a small record (struct cache_block, 72 bytes) plus a
+ * Layout.  A block is a small record (struct cache_block, 112 bytes) plus a
  * data buffer of block-size bytes aligned to 4096.  Each record sits in:
  *
  *  - the index: 64 shards, each a mutex and a chained hash table of its own,
@@ -11,7 +11,7 @@
  *  - one of the two S3-FIFO queues (small or main), doubly linked, under the
  *    eviction lock; the ghost FIFO is a ring of block numbers with a hash
  *    table of its own (16 bytes a capacity block);
- *  - while dirty, the dirty index: an AVL tree linked through the records,
+ *  - while dirty, the dirty index: an AVL tree (avl.h) through the records,
  *    keyed by block number, under the dirty lock.  Marking dirty or clean is
  *    O(log d) for d dirty blocks; listing k dirty blocks in order from any
  *    point is O(log d + k), so a flush costs what is dirty;
@@ -20,9 +20,9 @@
  *    that time (its "dirtied at"), under the dirty lock.  Background
  *    writeback finds the block dirty longest at its head in O(1).
  *
- * Metadata is about 120 bytes a block (96 for the record, 8 for its bucket
+ * Metadata is about 136 bytes a block (112 for the record, 8 for its bucket
  * pointer, about 16 for a ghost slot and its bucket) plus malloc's headers:
- * under 0.2% of the data at 64 KiB blocks.
+ * about 0.2% of the data at 64 KiB blocks.
  *
  * Eviction is S3-FIFO (Yang et al., SOSP 2023).  New blocks enter the small
  * FIFO (a tenth of the capacity), or the main FIFO if the ghost remembers
@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "avl.h"
 #include "cache.h"
 
 #define SHARD_BITS 6
@@ -67,7 +68,6 @@
 #define MIN_BLOCK_SIZE 4096
 #define MAX_BLOCK_SIZE (1u << 20)
 #define MAX_CAPACITY (UINT32_MAX / 2)
-#define DIRTY_MAX_DEPTH 96 /* AVL height bound for 2^64 nodes is 93 */
 #define GHOST_NONE UINT32_MAX
 #define GHOST_DEAD (UINT32_MAX - 1)
 #define FIB_HASH 0x9E3779B97F4A7C15ULL
@@ -83,18 +83,17 @@ struct cache_block
 {
   void *data;
   uint64_t blockno;
-  struct cache_block *hash_next;                /* shard lock */
-  struct cache_block *fifo_prev, *fifo_next;    /* eviction lock */
-  struct cache_block *dirty_left, *dirty_right; /* dirty lock */
-  struct cache_block *age_prev, *age_next;      /* dirty lock */
-  uint64_t dirtied_at;                          /* dirty lock */
-  uint32_t pins;                                /* shard lock */
-  uint8_t state;       /* shard lock: enum cache_state */
-  uint8_t redirtied;   /* shard lock */
-  uint8_t freq;        /* shard lock */
-  uint8_t hashed;      /* shard lock: in the index */
-  uint8_t queue;       /* eviction lock: enum queue_id */
-  int8_t dirty_height; /* dirty lock */
+  struct cache_block *hash_next;             /* shard lock */
+  struct cache_block *fifo_prev, *fifo_next; /* eviction lock */
+  struct avl_node dirty_node;                /* dirty lock */
+  struct cache_block *age_prev, *age_next;   /* dirty lock */
+  uint64_t dirtied_at;                       /* dirty lock */
+  uint32_t pins;                             /* shard lock */
+  uint8_t state;                             /* shard lock: enum cache_state */
+  uint8_t redirtied;                         /* shard lock */
+  uint8_t freq;                              /* shard lock */
+  uint8_t hashed;                            /* shard lock: in the index */
+  uint8_t queue;                             /* eviction lock: enum queue_id */
 };
 
 struct shard
@@ -143,7 +142,7 @@ struct cache
   uint64_t evictions;
 
   pthread_mutex_t dirty_lock;
-  struct cache_block *dirty_root;
+  struct avl_tree dirty_index; /* keyed by block number */
   struct cache_block *age_oldest, *age_newest;
   uint64_t dirty_blocks; /* DIRTY and WRITEBACK */
   uint64_t peak_dirty_blocks;
@@ -402,118 +401,17 @@ ghost_take (struct ghost *g, uint64_t blockno)
 
 /* Dirty index (dirty lock held): an AVL tree through the records. */
 
+static struct cache_block *
+dirty_block_of (const struct avl_node *node)
+{
+  return avl_entry (node, struct cache_block, dirty_node);
+}
+
+/* Order the uint64_t *KEY against a dirty block's number. */
 static int
-dirty_height (const struct cache_block *b)
+cmp_blockno (const void *key, const struct avl_node *node)
 {
-  return b ? b->dirty_height : 0;
-}
-
-static void
-dirty_update (struct cache_block *b)
-{
-  int hl = dirty_height (b->dirty_left), hr = dirty_height (b->dirty_right);
-
-  b->dirty_height = (hl > hr ? hl : hr) + 1;
-}
-
-static struct cache_block *
-dirty_rotate_right (struct cache_block *b)
-{
-  struct cache_block *l = b->dirty_left;
-
-  b->dirty_left = l->dirty_right;
-  l->dirty_right = b;
-  dirty_update (b);
-  dirty_update (l);
-  return l;
-}
-
-static struct cache_block *
-dirty_rotate_left (struct cache_block *b)
-{
-  struct cache_block *r = b->dirty_right;
-
-  b->dirty_right = r->dirty_left;
-  r->dirty_left = b;
-  dirty_update (b);
-  dirty_update (r);
-  return r;
-}
-
-static struct cache_block *
-dirty_rebalance (struct cache_block *b)
-{
-  int balance;
-
-  dirty_update (b);
-  balance = dirty_height (b->dirty_left) - dirty_height (b->dirty_right);
-  if (balance > 1)
-    {
-      if (dirty_height (b->dirty_left->dirty_left)
-          < dirty_height (b->dirty_left->dirty_right))
-        b->dirty_left = dirty_rotate_left (b->dirty_left);
-      return dirty_rotate_right (b);
-    }
-  if (balance < -1)
-    {
-      if (dirty_height (b->dirty_right->dirty_right)
-          < dirty_height (b->dirty_right->dirty_left))
-        b->dirty_right = dirty_rotate_right (b->dirty_right);
-      return dirty_rotate_left (b);
-    }
-  return b;
-}
-
-static struct cache_block *
-dirty_insert (struct cache_block *root, struct cache_block *b)
-{
-  if (root == NULL)
-    {
-      b->dirty_left = b->dirty_right = NULL;
-      b->dirty_height = 1;
-      return b;
-    }
-  if (b->blockno < root->blockno)
-    root->dirty_left = dirty_insert (root->dirty_left, b);
-  else
-    root->dirty_right = dirty_insert (root->dirty_right, b);
-  return dirty_rebalance (root);
-}
-
-static struct cache_block *
-dirty_remove_min (struct cache_block *root, struct cache_block **min)
-{
-  if (root->dirty_left == NULL)
-    {
-      *min = root;
-      return root->dirty_right;
-    }
-  root->dirty_left = dirty_remove_min (root->dirty_left, min);
-  return dirty_rebalance (root);
-}
-
-static struct cache_block *
-dirty_remove (struct cache_block *root, struct cache_block *b)
-{
-  struct cache_block *l, *r, *min;
-
-  if (root != b)
-    {
-      if (b->blockno < root->blockno)
-        root->dirty_left = dirty_remove (root->dirty_left, b);
-      else
-        root->dirty_right = dirty_remove (root->dirty_right, b);
-      return dirty_rebalance (root);
-    }
-  l = b->dirty_left;
-  r = b->dirty_right;
-  b->dirty_left = b->dirty_right = NULL;
-  if (r == NULL)
-    return l;
-  r = dirty_remove_min (r, &min);
-  min->dirty_left = l;
-  min->dirty_right = r;
-  return dirty_rebalance (min);
+  return avl_cmp_u64 (*(const uint64_t *) key, dirty_block_of (node)->blockno);
 }
 
 /* Whether B is in the dirty index (shard lock held). */
@@ -559,7 +457,7 @@ dirty_index_add (struct cache *c, struct cache_block *b)
   uint64_t now = cache_clock ();
 
   pthread_mutex_lock (&c->dirty_lock);
-  c->dirty_root = dirty_insert (c->dirty_root, b);
+  avl_insert (&c->dirty_index, &b->dirty_node, &b->blockno, cmp_blockno);
   age_append (c, b, now);
   pthread_mutex_unlock (&c->dirty_lock);
 }
@@ -568,7 +466,7 @@ static void
 dirty_index_remove (struct cache *c, struct cache_block *b)
 {
   pthread_mutex_lock (&c->dirty_lock);
-  c->dirty_root = dirty_remove (c->dirty_root, b);
+  avl_remove (&c->dirty_index, &b->dirty_node);
   age_remove (c, b);
   pthread_mutex_unlock (&c->dirty_lock);
 }
@@ -799,6 +697,7 @@ cache_new (uint64_t cache_size, uint32_t block_size)
     }
   pthread_mutex_init (&c->evict_lock, NULL);
   pthread_mutex_init (&c->dirty_lock, NULL);
+  avl_init (&c->dirty_index, NULL);
   pthread_mutex_init (&c->space_lock, NULL);
   pthread_cond_init (&c->space_cond, NULL);
   atomic_init (&c->space_waiters, 0);
@@ -964,7 +863,7 @@ cache_alloc (struct cache *c, struct cache_block **bp)
   b->blockno = 0;
   b->hash_next = NULL;
   b->fifo_prev = b->fifo_next = NULL;
-  b->dirty_left = b->dirty_right = NULL;
+  b->dirty_node = (struct avl_node){ 0 };
   b->age_prev = b->age_next = NULL;
   b->dirtied_at = 0;
   b->pins = 1;
@@ -973,7 +872,6 @@ cache_alloc (struct cache *c, struct cache_block **bp)
   b->freq = 0;
   b->hashed = 0;
   b->queue = QUEUE_NONE;
-  b->dirty_height = 0;
   *bp = b;
   return 0;
 }
@@ -1127,31 +1025,18 @@ size_t
 cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
                   struct cache_run *runs, size_t max_runs)
 {
-  struct cache_block *stack[DIRTY_MAX_DEPTH], *b;
-  size_t depth = 0, nr_runs = 0;
+  struct cache_block *b;
+  size_t nr_runs = 0;
   uint64_t nr_blocks = 0;
 
   pthread_mutex_lock (&c->dirty_lock);
-  /* Stack the path to the first block >= FROM: in-order traversal from
-   * there pops the blocks in ascending order. */
-  for (b = c->dirty_root; b;)
+  b = dirty_block_of (avl_find_ge (&c->dirty_index, &from, cmp_blockno));
+  for (; b && nr_blocks < max_blocks;
+       b = dirty_block_of (avl_next (&b->dirty_node)))
     {
-      if (b->blockno >= from)
-        {
-          stack[depth++] = b;
-          b = b->dirty_left;
-        }
-      else
-        b = b->dirty_right;
-    }
-  while (depth > 0 && nr_blocks < max_blocks)
-    {
-      b = stack[--depth];
       if (!add_to_runs (runs, &nr_runs, max_runs, b->blockno))
         break;
       nr_blocks++;
-      for (b = b->dirty_right; b; b = b->dirty_left)
-        stack[depth++] = b;
     }
   pthread_mutex_unlock (&c->dirty_lock);
   return nr_runs;

@@ -1,15 +1,16 @@
 /* blkcache: the extent range-lock tree.
  *
- * Layout.  The held ranges are the nodes of an AVL tree keyed by start.
- * Held ranges never overlap, so ordering them by start also orders them by
- * end, and [start, end] conflicts with a held range exactly when the held
- * range with the greatest start <= end also has end >= start: finding a
- * conflict is one descent.  Insert and remove are one descent each plus
- * rotations on the way back up, so with n held ranges every tree operation
- * is O(log n).  Unused nodes are kept on a freelist (it grows to the
- * high-water mark of held plus queued ranges and is freed with the tree),
- * so once warm, an uncontended lock + unlock pair does no malloc: two mutex
- * round trips and three descents.
+ * Layout.  The held ranges are the nodes of an AVL tree (avl.h) keyed by
+ * start.  Held ranges never overlap, so ordering them by start also orders
+ * them by end, and [start, end] conflicts with a held range exactly when the
+ * held range with the greatest start <= end also has end >= start: finding a
+ * conflict is one descent.  Insert is one descent plus rotations on the way
+ * back up, and so is remove (a descent to find the range, a climb to
+ * rebalance), so with n held ranges every tree operation is O(log n).
+ * Unused nodes are kept on a freelist (it grows to the high-water mark of
+ * held plus queued ranges and is freed with the tree), so once warm, an
+ * uncontended lock + unlock pair does no malloc: two mutex round trips and
+ * three descents.
  *
  * Waiters.  A locker whose range overlaps a held range, or the range of any
  * queued waiter, queues in a FIFO list of struct extent_waiter that live on
@@ -53,14 +54,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "avl.h"
 #include "extent_tree.h"
 
-/* A held range, or a free node (then only left is used, as the link). */
+/* A held range in the tree, or a free node on the freelist. */
 struct extent_node
 {
-  struct extent_node *left, *right;
+  union
+  {
+    struct avl_node avl;           /* held: keyed by start */
+    struct extent_node *free_next; /* free */
+  };
   uint64_t start, end;
-  int height;
 };
 
 /* A locker queued in extent_lock; lives on that thread's stack. */
@@ -76,7 +81,7 @@ struct extent_waiter
 struct extent_tree
 {
   pthread_mutex_t lock; /* protects every field below */
-  struct extent_node *root;
+  struct avl_tree held; /* the held ranges */
   struct extent_node *free_nodes;
   struct extent_waiter *waiters_head, *waiters_tail; /* FIFO */
 };
@@ -87,177 +92,44 @@ ranges_overlap (uint64_t start1, uint64_t end1, uint64_t start2, uint64_t end2)
   return start1 <= end2 && start2 <= end1;
 }
 
-/* AVL tree of held ranges. */
+/* The tree of held ranges. */
 
+/* Order the uint64_t *KEY against a held range's start. */
 static int
-node_height (const struct extent_node *node)
+cmp_start (const void *key, const struct avl_node *node)
 {
-  return node ? node->height : 0;
+  return avl_cmp_u64 (*(const uint64_t *) key,
+                      avl_entry (node, struct extent_node, avl)->start);
 }
 
 static void
-node_update_height (struct extent_node *node)
+tree_insert (struct extent_tree *tree, struct extent_node *node)
 {
-  int left = node_height (node->left);
-  int right = node_height (node->right);
-
-  node->height = 1 + (left > right ? left : right);
-}
-
-static struct extent_node *
-rotate_right (struct extent_node *node)
-{
-  struct extent_node *left = node->left;
-
-  node->left = left->right;
-  left->right = node;
-  node_update_height (node);
-  node_update_height (left);
-  return left;
-}
-
-static struct extent_node *
-rotate_left (struct extent_node *node)
-{
-  struct extent_node *right = node->right;
-
-  node->right = right->left;
-  right->left = node;
-  node_update_height (node);
-  node_update_height (right);
-  return right;
-}
-
-/* Restore the AVL balance of a subtree whose children are balanced and
- * differ in height by at most 2; returns the new subtree root. */
-static struct extent_node *
-rebalance (struct extent_node *node)
-{
-  int balance = node_height (node->left) - node_height (node->right);
-
-  if (balance > 1)
-    {
-      if (node_height (node->left->left) < node_height (node->left->right))
-        node->left = rotate_left (node->left);
-      return rotate_right (node);
-    }
-  if (balance < -1)
-    {
-      if (node_height (node->right->right) < node_height (node->right->left))
-        node->right = rotate_right (node->right);
-      return rotate_left (node);
-    }
-  node_update_height (node);
-  return node;
-}
-
-/* One child subtree of root, of height old_height before, has just been
- * updated: rebalance root, unless that subtree kept its height, in which
- * case nothing changes at root or above it. */
-static struct extent_node *
-rebalance_after (struct extent_node *root, const struct extent_node *child,
-                 int old_height)
-{
-  if (node_height (child) == old_height)
-    return root;
-  return rebalance (root);
-}
-
-static struct extent_node *
-avl_insert (struct extent_node *root, struct extent_node *node)
-{
-  int old_height;
-
-  if (root == NULL)
-    {
-      node->left = node->right = NULL;
-      node->height = 1;
-      return node;
-    }
-  if (node->start < root->start)
-    {
-      old_height = node_height (root->left);
-      root->left = avl_insert (root->left, node);
-      return rebalance_after (root, root->left, old_height);
-    }
-  old_height = node_height (root->right);
-  root->right = avl_insert (root->right, node);
-  return rebalance_after (root, root->right, old_height);
-}
-
-/* Unlink the leftmost node of a non-empty subtree into *min. */
-static struct extent_node *
-avl_remove_min (struct extent_node *root, struct extent_node **min)
-{
-  int old_height;
-
-  if (root->left == NULL)
-    {
-      *min = root;
-      return root->right;
-    }
-  old_height = node_height (root->left);
-  root->left = avl_remove_min (root->left, min);
-  return rebalance_after (root, root->left, old_height);
-}
-
-/* Unlink the node holding exactly [start, end] into *removed; leaves
- * *removed untouched (and the tree unchanged) if there is none. */
-static struct extent_node *
-avl_remove (struct extent_node *root, uint64_t start, uint64_t end,
-            struct extent_node **removed)
-{
-  struct extent_node *min, *right;
-  int old_height;
-
-  if (root == NULL)
-    return NULL;
-  if (start < root->start)
-    {
-      old_height = node_height (root->left);
-      root->left = avl_remove (root->left, start, end, removed);
-      return rebalance_after (root, root->left, old_height);
-    }
-  if (start > root->start)
-    {
-      old_height = node_height (root->right);
-      root->right = avl_remove (root->right, start, end, removed);
-      return rebalance_after (root, root->right, old_height);
-    }
-  if (root->end != end)
-    return root;
-
-  *removed = root;
-  if (root->left == NULL)
-    return root->right;
-  if (root->right == NULL)
-    return root->left;
-  /* Put the successor in root's place. */
-  right = avl_remove_min (root->right, &min);
-  min->left = root->left;
-  min->right = right;
-  return rebalance (min);
+  avl_insert (&tree->held, &node->avl, &node->start, cmp_start);
 }
 
 /* Does any held range overlap [start, end]?  Only the held range with the
  * greatest start <= end can: every other one with start <= end lies wholly
  * before it. */
 static bool
-tree_overlaps (const struct extent_node *node, uint64_t start, uint64_t end)
+tree_overlaps (const struct extent_tree *tree, uint64_t start, uint64_t end)
 {
-  const struct extent_node *pred = NULL;
+  struct extent_node *pred = avl_entry (
+      avl_find_le (&tree->held, &end, cmp_start), struct extent_node, avl);
 
-  while (node)
-    {
-      if (node->start <= end)
-        {
-          pred = node;
-          node = node->right;
-        }
-      else
-        node = node->left;
-    }
   return pred && pred->end >= start;
+}
+
+/* The held range that is exactly [start, end], or NULL. */
+static struct extent_node *
+tree_find (const struct extent_tree *tree, uint64_t start, uint64_t end)
+{
+  struct extent_node *node = avl_entry (
+      avl_find_ge (&tree->held, &start, cmp_start), struct extent_node, avl);
+
+  if (node && node->start == start && node->end == end)
+    return node;
+  return NULL;
 }
 
 /* Node freelist. */
@@ -268,7 +140,7 @@ node_alloc (struct extent_tree *tree, uint64_t start, uint64_t end)
   struct extent_node *node = tree->free_nodes;
 
   if (node)
-    tree->free_nodes = node->left;
+    tree->free_nodes = node->free_next;
   else
     {
       node = malloc (sizeof *node);
@@ -283,18 +155,18 @@ node_alloc (struct extent_tree *tree, uint64_t start, uint64_t end)
 static void
 node_release (struct extent_tree *tree, struct extent_node *node)
 {
-  node->left = tree->free_nodes;
+  node->free_next = tree->free_nodes;
   tree->free_nodes = node;
 }
 
 static void
-free_subtree (struct extent_node *node)
+free_subtree (struct avl_node *avl)
 {
-  if (node == NULL)
+  if (avl == NULL)
     return;
-  free_subtree (node->left);
-  free_subtree (node->right);
-  free (node);
+  free_subtree (avl->left);
+  free_subtree (avl->right);
+  free (avl_entry (avl, struct extent_node, avl));
 }
 
 /* Waiter queue. */
@@ -343,7 +215,7 @@ waiter_unlink (struct extent_tree *tree, struct extent_waiter *w)
 static bool
 range_busy (const struct extent_tree *tree, uint64_t start, uint64_t end)
 {
-  if (tree_overlaps (tree->root, start, end))
+  if (tree_overlaps (tree, start, end))
     return true;
   return tree->waiters_head && waiter_overlaps (tree, start, end, NULL);
 }
@@ -361,11 +233,11 @@ grant_waiters (struct extent_tree *tree, uint64_t start, uint64_t end)
     {
       next = w->next;
       if (!ranges_overlap (w->start, w->end, start, end)
-          || tree_overlaps (tree->root, w->start, w->end)
+          || tree_overlaps (tree, w->start, w->end)
           || waiter_overlaps (tree, w->start, w->end, w))
         continue;
       waiter_unlink (tree, w);
-      tree->root = avl_insert (tree->root, w->node);
+      tree_insert (tree, w->node);
       w->granted = true;
       /* Signal under tree->lock: once granted is set the waiter may return
        * and destroy its condition variable as soon as it gets the lock. */
@@ -383,6 +255,7 @@ extent_tree_new (void)
 
   if (tree == NULL)
     return NULL;
+  avl_init (&tree->held, NULL);
   err = pthread_mutex_init (&tree->lock, NULL);
   if (err)
     {
@@ -400,10 +273,10 @@ extent_tree_free (struct extent_tree *tree)
 
   if (tree == NULL)
     return;
-  free_subtree (tree->root);
+  free_subtree (tree->held.root);
   while ((node = tree->free_nodes) != NULL)
     {
-      tree->free_nodes = node->left;
+      tree->free_nodes = node->free_next;
       free (node);
     }
   pthread_mutex_destroy (&tree->lock);
@@ -429,7 +302,7 @@ extent_lock (struct extent_tree *tree, uint64_t start, uint64_t end)
     }
   if (!range_busy (tree, start, end))
     {
-      tree->root = avl_insert (tree->root, node);
+      tree_insert (tree, node);
       pthread_mutex_unlock (&tree->lock);
       return 0;
     }
@@ -473,7 +346,7 @@ extent_trylock (struct extent_tree *tree, uint64_t start, uint64_t end)
       if (node == NULL)
         r = -ENOMEM;
       else
-        tree->root = avl_insert (tree->root, node);
+        tree_insert (tree, node);
     }
   pthread_mutex_unlock (&tree->lock);
   return r;
@@ -482,10 +355,10 @@ extent_trylock (struct extent_tree *tree, uint64_t start, uint64_t end)
 void
 extent_unlock (struct extent_tree *tree, uint64_t start, uint64_t end)
 {
-  struct extent_node *node = NULL;
+  struct extent_node *node;
 
   pthread_mutex_lock (&tree->lock);
-  tree->root = avl_remove (tree->root, start, end, &node);
+  node = tree_find (tree, start, end);
   if (node == NULL)
     {
       /* Unlocking a range nobody holds would let two lockers share bytes;
@@ -496,6 +369,7 @@ extent_unlock (struct extent_tree *tree, uint64_t start, uint64_t end)
                start, end);
       abort ();
     }
+  avl_remove (&tree->held, &node->avl);
   node_release (tree, node);
   if (tree->waiters_head)
     grant_waiters (tree, start, end);

@@ -3,9 +3,10 @@
  * Layout.  Every extent in flight sits in two structures, both under the
  * queue's one mutex:
  *
- *  - an AVL tree keyed by (start, seq) and augmented with the largest end
- *    in each subtree (an interval tree), so the first extent overlapping a
- *    range is found in O(log n) even when extents overlap each other;
+ *  - an AVL tree (avl.h) keyed by (start, seq) and augmented with the
+ *    largest end in each subtree (an interval tree), so the first extent
+ *    overlapping a range is found in O(log n) even when extents overlap
+ *    each other;
  *  - a list in order of addition (seq order), so waiting for everything in
  *    flight at some moment walks from the oldest extent in O(1) per step.
  *
@@ -40,6 +41,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "avl.h"
 #include "ordered.h"
 
 enum ordered_state
@@ -52,14 +54,13 @@ struct ordered_extent
 {
   uint64_t start;
   uint64_t end;
-  uint64_t seq;                        /* order of addition, unique */
-  uint64_t max_end;                    /* largest end in this subtree */
-  struct ordered_extent *left, *right; /* tree */
-  struct ordered_extent *prev, *next;  /* list, oldest first */
+  uint64_t seq;                       /* order of addition, unique */
+  uint64_t max_end;                   /* largest end in this subtree */
+  struct avl_node avl;                /* tree, keyed by (start, seq) */
+  struct ordered_extent *prev, *next; /* list, oldest first */
   pthread_cond_t done;
   unsigned refs;    /* the adder's until completion, plus one per waiter */
   unsigned waiters; /* threads sleeping on done */
-  int height;
   enum ordered_kind kind;
   enum ordered_state state;
 };
@@ -67,7 +68,7 @@ struct ordered_extent
 struct ordered_queue
 {
   pthread_mutex_t lock;
-  struct ordered_extent *root;
+  struct avl_tree tree;
   struct ordered_extent *oldest, *newest;
   uint64_t next_seq;
   uint64_t stamp;  /* completions so far */
@@ -87,148 +88,58 @@ struct ordered_queue
 
 /* Interval tree. */
 
-static int
-height (const struct ordered_extent *oe)
+static struct ordered_extent *
+extent_of (const struct avl_node *avl)
 {
-  return oe ? oe->height : 0;
+  return avl_entry (avl, struct ordered_extent, avl);
 }
 
+/* The avl_update_fn of the tree: recompute the largest end of a subtree. */
 static void
-update (struct ordered_extent *oe)
+update_max_end (struct avl_node *avl)
 {
-  int hl = height (oe->left), hr = height (oe->right);
+  struct ordered_extent *oe = extent_of (avl);
+  struct ordered_extent *left = extent_of (avl->left);
+  struct ordered_extent *right = extent_of (avl->right);
 
-  oe->height = (hl > hr ? hl : hr) + 1;
   oe->max_end = oe->end;
-  if (oe->left && oe->left->max_end > oe->max_end)
-    oe->max_end = oe->left->max_end;
-  if (oe->right && oe->right->max_end > oe->max_end)
-    oe->max_end = oe->right->max_end;
+  if (left && left->max_end > oe->max_end)
+    oe->max_end = left->max_end;
+  if (right && right->max_end > oe->max_end)
+    oe->max_end = right->max_end;
 }
 
-static struct ordered_extent *
-rotate_right (struct ordered_extent *oe)
+/* Order the extent KEY against a node, by (start, seq). */
+static int
+cmp_start_seq (const void *key, const struct avl_node *avl)
 {
-  struct ordered_extent *l = oe->left;
+  const struct ordered_extent *a = key, *b = extent_of (avl);
 
-  oe->left = l->right;
-  l->right = oe;
-  update (oe);
-  update (l);
-  return l;
-}
-
-static struct ordered_extent *
-rotate_left (struct ordered_extent *oe)
-{
-  struct ordered_extent *r = oe->right;
-
-  oe->right = r->left;
-  r->left = oe;
-  update (oe);
-  update (r);
-  return r;
-}
-
-static struct ordered_extent *
-rebalance (struct ordered_extent *oe)
-{
-  int balance;
-
-  update (oe);
-  balance = height (oe->left) - height (oe->right);
-  if (balance > 1)
-    {
-      if (height (oe->left->left) < height (oe->left->right))
-        oe->left = rotate_left (oe->left);
-      return rotate_right (oe);
-    }
-  if (balance < -1)
-    {
-      if (height (oe->right->right) < height (oe->right->left))
-        oe->right = rotate_right (oe->right);
-      return rotate_left (oe);
-    }
-  return oe;
-}
-
-static bool
-key_less (const struct ordered_extent *a, const struct ordered_extent *b)
-{
-  return a->start < b->start || (a->start == b->start && a->seq < b->seq);
-}
-
-static struct ordered_extent *
-tree_insert (struct ordered_extent *root, struct ordered_extent *oe)
-{
-  if (root == NULL)
-    {
-      oe->left = oe->right = NULL;
-      update (oe);
-      return oe;
-    }
-  if (key_less (oe, root))
-    root->left = tree_insert (root->left, oe);
-  else
-    root->right = tree_insert (root->right, oe);
-  return rebalance (root);
-}
-
-static struct ordered_extent *
-tree_remove_min (struct ordered_extent *root, struct ordered_extent **min)
-{
-  if (root->left == NULL)
-    {
-      *min = root;
-      return root->right;
-    }
-  root->left = tree_remove_min (root->left, min);
-  return rebalance (root);
-}
-
-/* Remove OE, which is in the tree ROOT. */
-static struct ordered_extent *
-tree_remove (struct ordered_extent *root, struct ordered_extent *oe)
-{
-  struct ordered_extent *l, *r, *min;
-
-  if (root != oe)
-    {
-      if (key_less (oe, root))
-        root->left = tree_remove (root->left, oe);
-      else
-        root->right = tree_remove (root->right, oe);
-      return rebalance (root);
-    }
-  l = root->left;
-  r = root->right;
-  if (r == NULL)
-    return l;
-  r = tree_remove_min (r, &min);
-  min->left = l;
-  min->right = r;
-  return rebalance (min);
+  if (a->start != b->start)
+    return avl_cmp_u64 (a->start, b->start);
+  return avl_cmp_u64 (a->seq, b->seq);
 }
 
 /* The overlapping extent of [start, end] with the lowest key among those
- * with seq < before, or NULL.  Subtrees whose max_end is below start are
- * skipped, and so is everything to the right of a start beyond end. */
+ * with seq < before, in the subtree AVL, or NULL.  Subtrees whose max_end
+ * is below start are skipped, and so is everything to the right of a start
+ * beyond end. */
 static struct ordered_extent *
-tree_first_overlap (struct ordered_extent *oe, uint64_t start, uint64_t end,
+tree_first_overlap (const struct avl_node *avl, uint64_t start, uint64_t end,
                     uint64_t before)
 {
-  struct ordered_extent *found;
+  struct ordered_extent *oe = extent_of (avl), *found;
 
   if (oe == NULL || oe->max_end < start)
     return NULL;
-  found = tree_first_overlap (oe->left, start, end, before);
+  found = tree_first_overlap (avl->left, start, end, before);
   if (found)
     return found;
   if (oe->start > end)
     return NULL;
   if (oe->end >= start && oe->seq < before)
     return oe;
-  return tree_first_overlap (oe->right, start, end, before);
+  return tree_first_overlap (avl->right, start, end, before);
 }
 
 /* Extents. */
@@ -262,6 +173,7 @@ ordered_queue_new (void)
 
   if (q == NULL)
     return NULL;
+  avl_init (&q->tree, update_max_end);
   pthread_mutex_init (&q->lock, NULL);
   pthread_cond_init (&q->sync_done, NULL);
   return q;
@@ -298,7 +210,7 @@ ordered_add (struct ordered_queue *q, uint64_t start, uint64_t end,
 
   pthread_mutex_lock (&q->lock);
   oe->seq = q->next_seq++;
-  q->root = tree_insert (q->root, oe);
+  avl_insert (&q->tree, &oe->avl, oe, cmp_start_seq);
   oe->next = NULL;
   oe->prev = q->newest;
   if (q->newest)
@@ -321,7 +233,7 @@ ordered_complete (struct ordered_queue *q, struct ordered_extent *oe, int err)
   uint64_t stamp;
 
   pthread_mutex_lock (&q->lock);
-  q->root = tree_remove (q->root, oe);
+  avl_remove (&q->tree, &oe->avl);
   if (oe->prev)
     oe->prev->next = oe->next;
   else
@@ -350,7 +262,7 @@ ordered_lookup (struct ordered_queue *q, uint64_t start, uint64_t end,
   struct ordered_extent *oe;
 
   pthread_mutex_lock (&q->lock);
-  oe = tree_first_overlap (q->root, start, end, UINT64_MAX);
+  oe = tree_first_overlap (q->tree.root, start, end, UINT64_MAX);
   if (oe && info)
     {
       info->start = oe->start;
@@ -369,7 +281,7 @@ ordered_wait_range (struct ordered_queue *q, uint64_t start, uint64_t end)
 
   pthread_mutex_lock (&q->lock);
   before = q->next_seq;
-  while ((oe = tree_first_overlap (q->root, start, end, before)) != NULL)
+  while ((oe = tree_first_overlap (q->tree.root, start, end, before)) != NULL)
     wait_extent (q, oe);
   pthread_mutex_unlock (&q->lock);
 }
