@@ -88,6 +88,9 @@ struct cache_block
   struct avl_node dirty_node;                /* dirty lock */
   struct cache_block *age_prev, *age_next;   /* dirty lock */
   uint64_t dirtied_at;                       /* dirty lock */
+  uint64_t dirty_mask;     /* shard lock: granules written since the last
+                            * writeback started (bit i: bytes from i * B/64) */
+  uint64_t writeback_mask; /* shard lock: the granules its writeback writes */
   uint32_t pins;                             /* shard lock */
   uint8_t state;                             /* shard lock: enum cache_state */
   uint8_t redirtied;                         /* shard lock */
@@ -869,6 +872,8 @@ cache_alloc (struct cache *c, struct cache_block **bp)
   b->pins = 1;
   b->state = CACHE_CLEAN;
   b->redirtied = 0;
+  b->dirty_mask = 0;
+  b->writeback_mask = 0;
   b->freq = 0;
   b->hashed = 0;
   b->queue = QUEUE_NONE;
@@ -924,28 +929,52 @@ cache_block_state (struct cache *c, struct cache_block *b)
   return state;
 }
 
+/* The granules (block size / 64 bytes each) that [FROM, TO) touches. */
+static uint64_t
+granule_mask (const struct cache *c, uint32_t from, uint32_t to)
+{
+  uint32_t g = c->block_size / 64;
+  unsigned first = from / g, last = (to - 1) / g;
+  uint64_t upto = last == 63 ? UINT64_MAX : (UINT64_C (1) << (last + 1)) - 1;
+
+  return upto & ~((UINT64_C (1) << first) - 1);
+}
+
 int
-cache_mark_dirty (struct cache *c, struct cache_block *b)
+cache_mark_dirty_range (struct cache *c, struct cache_block *b, uint32_t from,
+                        uint32_t to)
 {
   struct shard *s = shard_of (c, b->blockno);
   int r = 0;
 
+  if (from >= to || to > c->block_size)
+    return -EINVAL;
   pthread_mutex_lock (&s->lock);
   if (!b->hashed)
     r = -ESTALE;
-  else if (b->state == CACHE_CLEAN)
+  else
     {
-      b->state = CACHE_DIRTY;
-      dirty_index_add (c, b);
-      dirty_count (c, 1);
-    }
-  else if (b->state == CACHE_WRITEBACK && !b->redirtied)
-    {
-      b->redirtied = 1;
-      dirty_index_add (c, b);
+      if (b->state == CACHE_CLEAN)
+        {
+          b->state = CACHE_DIRTY;
+          dirty_index_add (c, b);
+          dirty_count (c, 1);
+        }
+      else if (b->state == CACHE_WRITEBACK && !b->redirtied)
+        {
+          b->redirtied = 1;
+          dirty_index_add (c, b);
+        }
+      b->dirty_mask |= granule_mask (c, from, to);
     }
   pthread_mutex_unlock (&s->lock);
   return r;
+}
+
+int
+cache_mark_dirty (struct cache *c, struct cache_block *b)
+{
+  return cache_mark_dirty_range (c, b, 0, c->block_size);
 }
 
 int
@@ -966,6 +995,8 @@ cache_start_writeback (struct cache *c, struct cache_block *b)
       dirty_index_remove (c, b);
       b->state = CACHE_WRITEBACK;
       b->redirtied = 0;
+      b->writeback_mask = b->dirty_mask;
+      b->dirty_mask = 0;
     }
   pthread_mutex_unlock (&s->lock);
   return r;
@@ -981,6 +1012,9 @@ cache_end_writeback (struct cache *c, struct cache_block *b, int err)
   pthread_mutex_lock (&s->lock);
   if (b->hashed && b->state == CACHE_WRITEBACK)
     {
+      if (err)
+        b->dirty_mask |= b->writeback_mask; /* write them again next time */
+      b->writeback_mask = 0;
       if (err && !b->redirtied)
         dirty_index_add (c, b);
       if (err || b->redirtied)
@@ -998,6 +1032,18 @@ cache_end_writeback (struct cache *c, struct cache_block *b, int err)
   if (cleaned)
     space_event (c);
   return state;
+}
+
+uint64_t
+cache_writeback_mask (struct cache *c, struct cache_block *b)
+{
+  struct shard *s = shard_of (c, b->blockno);
+  uint64_t mask;
+
+  pthread_mutex_lock (&s->lock);
+  mask = b->writeback_mask;
+  pthread_mutex_unlock (&s->lock);
+  return mask;
 }
 
 /* Append BLOCKNO to RUNS; returns false if that needs a run beyond

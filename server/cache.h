@@ -138,6 +138,13 @@ enum cache_state cache_block_state (struct cache *c, struct cache_block *b);
  * -ESTALE if the block was dropped (which the range locks rule out). */
 int cache_mark_dirty (struct cache *c, struct cache_block *b);
 
+/* Like cache_mark_dirty, for bytes [FROM, TO) of the block only (offsets
+ * inside it): the block remembers which 1/64ths of it were written, so
+ * that writeback writes those and not the whole block.  Returns 0,
+ * -EINVAL for an empty or out-of-block range, or -ESTALE. */
+int cache_mark_dirty_range (struct cache *c, struct cache_block *b,
+                            uint32_t from, uint32_t to);
+
 /* Start writing a pinned DIRTY block back: it becomes WRITEBACK and leaves
  * the dirty index.  The caller holds the block's range lock and next adds the
  * ordered extent.  Returns 0; -EINVAL if the block is CLEAN (someone else
@@ -153,6 +160,12 @@ int cache_start_writeback (struct cache *c, struct cache_block *b);
  * lock.  Returns the block's new state. */
 enum cache_state cache_end_writeback (struct cache *c, struct cache_block *b,
                                       int err);
+
+/* The parts of a pinned WRITEBACK block its writeback must write: bit i
+ * set means bytes [i * B/64, (i+1) * B/64) were written since the previous
+ * writeback started (B the block size).  Taken when the writeback starts;
+ * a failed writeback gives them back to the block. */
+uint64_t cache_writeback_mask (struct cache *c, struct cache_block *b);
 
 /* Fill RUNS with up to MAX_RUNS runs of dirty block numbers (blocks that are
  * DIRTY, or in WRITEBACK and redirtied), in ascending order, starting from

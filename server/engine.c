@@ -243,6 +243,42 @@ group_commit (struct engine *e, uint64_t stamp)
 
 /* --- writeback ------------------------------------------------------- */
 
+/* Write the parts of a block in writeback that were written since its
+ * previous writeback (cache_writeback_mask), each run of dirty 1/64ths
+ * rounded out to the store's alignment: a 4K write into a 64K block costs
+ * a 4K write back, not 64K.  The rest of the block equals the disk. */
+static int
+write_dirty_parts (struct engine *e, struct cache_block *b)
+{
+  uint64_t B = e->cfg.block_size, g = B / 64;
+  uint64_t blk = cache_block_number (b), len = block_len (e, blk);
+  uint64_t mask = cache_writeback_mask (e->cache, b);
+  const char *data = cache_block_data (b);
+
+  for (unsigned i = 0; i < 64;)
+    {
+      if (!(mask & (UINT64_C (1) << i)))
+        {
+          i++;
+          continue;
+        }
+      unsigned j = i;
+      while (j < 64 && (mask & (UINT64_C (1) << j)))
+        j++;
+      uint64_t from = store_align_down (e->st, i * g);
+      uint64_t to = min_u64 (store_align_up (e->st, j * g), len);
+      if (from < to)
+        {
+          int r = store_write (e->st, data + from, to - from, blk * B + from,
+                               false);
+          if (r < 0)
+            return r;
+        }
+      i = j;
+    }
+  return 0;
+}
+
 /* Write back the dirty blocks among FIRST .. FIRST+N-1.  The caller holds
  * no range.  Returns 0 or the first write error (which also stays recorded
  * for the next flush). */
@@ -292,9 +328,7 @@ writeback_run (struct engine *e, uint64_t first, uint64_t n)
 
   for (uint64_t i = 0; i < nr; i++)
     {
-      uint64_t blk = cache_block_number (blocks[i]);
-      int r = store_write (e->st, cache_block_data (blocks[i]),
-                           block_len (e, blk), blk * B, false);
+      int r = write_dirty_parts (e, blocks[i]);
       if (r < 0)
         {
           bump (&e->writeback_errors);
@@ -961,7 +995,7 @@ again:
             copy_in (e, inserted, src, from, to - from);
           b = inserted;
         }
-      r = cache_mark_dirty (e->cache, b);
+      r = cache_mark_dirty_range (e->cache, b, from - bstart, to - bstart);
       cache_unpin (e->cache, b);
       if (r < 0)
         break;

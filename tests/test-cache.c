@@ -404,6 +404,46 @@ Test (cache, redirty_during_writeback_stays_dirty)
   cache_free (c);
 }
 
+/* Writeback writes only the 1/64ths of a block written since the previous
+ * writeback; a failed writeback gives them back, a redirty adds new ones. */
+Test (cache, writeback_mask_tracks_written_parts)
+{
+  struct cache *c = new_cache (4);
+  struct cache_block *b = insert (c, 9);
+  const uint32_t g = BS / 64;
+
+  cr_assert_eq (cache_mark_dirty_range (c, b, 0, 0), -EINVAL);
+  cr_assert_eq (cache_mark_dirty_range (c, b, 0, BS + 1), -EINVAL);
+  cr_assert_eq (cache_mark_dirty_range (c, b, g + 1, 3 * g), 0);
+  cr_assert_eq (cache_mark_dirty_range (c, b, BS - 1, BS), 0);
+  cr_assert_eq (cache_block_state (c, b), CACHE_DIRTY);
+
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  uint64_t want = (UINT64_C (1) << 1) | (UINT64_C (1) << 2)
+                  | (UINT64_C (1) << 63);
+  cr_assert_eq (cache_writeback_mask (c, b), want);
+
+  /* A failed writeback: DIRTY again, with the same parts to write. */
+  cr_assert_eq (cache_end_writeback (c, b, -EIO), CACHE_DIRTY);
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_writeback_mask (c, b), want);
+
+  /* Written during writeback: the next writeback has only the new part. */
+  cr_assert_eq (cache_mark_dirty_range (c, b, 0, 1), 0);
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_DIRTY);
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_writeback_mask (c, b), UINT64_C (1));
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
+
+  /* cache_mark_dirty is the whole block. */
+  cr_assert_eq (cache_mark_dirty (c, b), 0);
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_writeback_mask (c, b), UINT64_MAX);
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
+  cache_unpin (c, b);
+  cache_free (c);
+}
+
 Test (cache, drop_range_keeps_dirty_unless_overwritten)
 {
   struct cache *c = new_cache (64);
