@@ -1,0 +1,738 @@
+/* blkcache: a Promela model of the cache-coherence protocol AS
+ * IMPLEMENTED in server/engine.c, for one cache block.
+ *
+ * The reference design (design.md, "Reference protocol") was checked with
+ * a model of its own.  The engine departs from it (server/README, points
+ * 1, 2 and 5): direct writes hold their range lock across the store I/O
+ * and put their bytes into the cached block AFTER the disk write instead
+ * of dropping it before; unaligned direct writes read the rest of their
+ * sector from the cached block when there is one, even a DIRTY one;
+ * cache_alloc never sleeps, and a thread that finds the cache full unlocks,
+ * makes room and starts over.  This file models the engine as it is, with
+ * those departures.  tests/test-model.sh checks it; server/model/README
+ * has the commands and the results.
+ *
+ * What is modelled
+ * ----------------
+ * One cache block.  With NB == 2 (the default) the block holds two bytes
+ * and is ONE store sector, so a write of one byte is an unaligned direct
+ * write (write_store's read-modify-write through read_edge) and a partial
+ * cached write (cached_write's fill from the store).  With NB == 1 the
+ * block is one value and every write covers all of it.  A byte's value is
+ * the id of the write that wrote it: 0 the initial content, 1 and 2 the
+ * two direct writes, 3 the cached write; 4 is "older than the initial
+ * content", on the disk behind an initially dirty block (-DINIT_DIRTY
+ * lets the run start from either an uncached block or that one).
+ *
+ * Processes (each one an nbdkit thread calling into the engine):
+ *   Direct (x2)  engine_write with FUA, or in cache=writethrough:
+ *                direct_io() with write_store/read_edge, update_cache and
+ *                invalidate_cache.  D1 writes the whole block; with NB == 2
+ *                D2 writes byte 0 only.  -DD1_ZERO makes D1 an engine_zero
+ *                of the whole block (update_cache drops the block, DIRTY
+ *                or not, since the store has all its bytes).
+ *   Cached       engine_write in cache=writeback: cached_write().  With
+ *                NB == 2 it writes byte 1 only.  -DNO_CACHED leaves it out.
+ *   Reader (x NREADERS, NREADS reads each)  engine_read: cached_read()
+ *                (a hit: cache_lookup and copy_out with no range lock)
+ *                and read_miss().
+ *   Writeback (x NWB)  writeback_run(), which flush (writeback_all), the
+ *                timer (engine_writeback_expired/_background), the dirty
+ *                limit (balance_dirty) and memory pressure (reserve_block
+ *                on a dirty victim) all call: it runs whenever the block
+ *                is DIRTY, any number of times.
+ *   Evictor      cache_alloc's eviction of a CLEAN, unpinned block
+ *                (evictable() in cache.c), and engine_drop_clean: at any
+ *                time, any number of times.
+ *   Monitor      invariant 2 in every state.
+ *   init         starts everyone; once every request has been answered,
+ *                checks the contents (the cached block if DIRTY or in
+ *                WRITEBACK, else the disk) as a read issued then would:
+ *                lost dirty data or a lost update fails here.
+ *
+ * Abstractions
+ * ------------
+ * - The extent tree (extent_tree.c), for one block's range, is the owner
+ *   variable lk: extent_trylock/extent_lock wait until it is free and take
+ *   it.  Its FIFO order among waiters is not modelled: any waiter may win,
+ *   which only adds interleavings.
+ * - The ordered queue (ordered.c): only a writeback's extent is ever seen
+ *   by another thread (a direct write adds and completes its extent while
+ *   it holds the range lock), so it is the flag wb_oe plus a bit wb_seq
+ *   that flips at each ordered_add; ordered_wait_range waits until that
+ *   extent has completed.  The direct write's extent is the flag dio_oe,
+ *   and lock_range checks that nobody ever sees it.
+ * - The cache (cache.c), for one block number: cached (the block is
+ *   hashed), cst (CLEAN/DIRTY/WRITEBACK), redirt, the bytes cv[], and
+ *   pinned, a bitmask of the threads pinning the block now hashed.  Only
+ *   one block can be hashed; a new one starts with fresh pins.  Dropping
+ *   the block (cache_drop_range) unhashes it and clears pinned: those
+ *   pins now hold a dropped block that nobody writes into any more (its
+ *   memory is not reused while pinned).  A reader whose copy_out finds its
+ *   block dropped gives that read up: the dropped block's bytes are
+ *   frozen, so copying them just before the drop, which the model also
+ *   explores, returns the same bytes.
+ * - memcpy into and out of a block (copy_in, copy_out, update_cache) is
+ *   byte by byte, so hit readers may see a torn block; the oracle judges
+ *   each byte.  Store reads and writes of the sector are one step each:
+ *   every store access of the block happens under its range lock or
+ *   under a writeback's ordered extent, which lock holders wait for, so
+ *   they never overlap one another.
+ * - cache_alloc failing (-ENOSPC or -EAGAIN, -DALLOC_FAIL): a read miss or
+ *   cached write that needs a new block may find the cache full; it
+ *   unlocks, makes room with no lock held (reserve_block, which writes
+ *   back a dirty victim -- another block -- or waits; here it just gets a
+ *   spare block) and starts over from lock_range.  Another thread may fill
+ *   the block meanwhile.
+ * - Errors: -DDIO_ERR lets a direct write fail after writing any subset of
+ *   its bytes, -DWB_ERR lets a writeback do the same.  A failed write is
+ *   never acknowledged, so the oracle allows its bytes forever.  Store
+ *   read errors (invariant 7) are not modelled.
+ * - FUA group commit (server/README point 3) only delays a direct write's
+ *   reply past its unlock; the model replies at the unlock, the strictest
+ *   case for the oracle.  Durability and crashes, flush's error report,
+ *   block status, trim and multi-block ranges are not modelled.
+ *
+ * Steps.  A request is issued in the same step as its first action (the
+ *   lookup of a read, the lock of a write) and replied to in the same step
+ *   as its last (the unlock or unpin).  A request really issued earlier or
+ *   replied to later only makes the oracle weaker, so this loses no stale
+ *   read.  A hit reads byte 0 in the step of its cache_lookup, as if the
+ *   reader had been a little slower to start.  Apart from that, every
+ *   engine call that touches shared state is a step of its own, except
+ *   for a few runs of calls made under the range lock that nothing else
+ *   can observe in between (said where they are).
+ *
+ * The property (design.md, "What stale means"): per byte, a read may return
+ * write w only if no other write to that byte was issued after w's reply
+ * and replied to before the read was issued.  sup[x] is the set of writes
+ * replied to when write x was issued; a read, when issued, forbids for
+ * each byte the members of sup[x] for every write x of that byte already
+ * replied to, and at its reply asserts that it got none of them.
+ *
+ * Mutants (spin must find a stale read in each; -DSTALE_ONLY turns the
+ * other checks off so that the run stops at the stale read itself):
+ *   -DSEED_BUG_SKIP_RECHECK      read_miss fills the cache without the
+ *                                range lock (the engine's debug
+ *                                cfg.skip_recheck).
+ *   -DSEED_BUG_DROP_BEFORE_LOCK  a direct write drops the range's cached
+ *                                block (cache_drop_range, overwritten if
+ *                                it covers the whole block) before it
+ *                                takes the lock, and leaves the cache
+ *                                alone after its I/O: the seed bug.
+ * and one that must deadlock (spin: "invalid end state"), to show that the
+ * check of invariant 9 is not vacuous:
+ *   -DSEED_BUG_WAIT_LOCKED       lock_range waits for a writeback's
+ *                                ordered extent without unlocking, and
+ *                                writeback_run takes its range again
+ *                                before ordered_complete (which ordered.h
+ *                                allows an extent's owner to do).  The
+ *                                engine does neither.
+ */
+
+#ifndef NB
+#define NB 2                    /* bytes per block (1 or 2) */
+#endif
+#ifndef NREADERS
+#define NREADERS 3              /* 1 to 3 */
+#endif
+#ifndef NREADS
+#define NREADS 1                /* reads per reader */
+#endif
+#ifndef NWB
+#define NWB 1                   /* writeback threads (1 or 2) */
+#endif
+
+#if NB == 1
+#define ALL 1
+#define D1COV 1
+#define D2COV 1
+#define CCOV 1
+#else
+#define ALL 3
+#define D1COV 3                 /* direct write 1: the whole block (aligned) */
+#define D2COV 1                 /* direct write 2: byte 0 (unaligned: RMW) */
+#define CCOV 2                  /* cached write: byte 1 (partial: fill) */
+#endif
+
+#define NW 5                    /* value ids 0..4, see above */
+#define COV(w) ((w) == 1 -> D1COV : ((w) == 2 -> D2COV : ((w) == 3 -> CCOV : ALL)))
+#define COVERS(w, b) ((COV(w) >> (b)) & 1)
+
+/* Thread ids: one bit each, for pins; also the lock owner's value. */
+#define R1 1
+#define R2 2
+#define R3 4
+#define TD1 8
+#define TD2 16
+#define TC 32
+#define TWB 64
+#define TWB2 128
+
+#ifdef NO_CACHED
+#define NWORKERS (NREADERS + 2)
+#else
+#define NWORKERS (NREADERS + 3)
+#endif
+
+/* The stale-read assertion is always checked.  The other checks use
+ * check(); -DSTALE_ONLY turns them off. */
+#ifdef STALE_ONLY
+#define check(x) skip
+#else
+#define check(x) assert (x)
+#endif
+
+mtype = { CLEAN, DIRTY, WRITEBACK };
+
+/* The disk.  At first it holds the initial content (write 0, replied to
+ * at time 0) and the block is not cached; with -DINIT_DIRTY, init may
+ * instead start from a DIRTY cached block that holds it, the disk
+ * holding 4, older. */
+byte disk[NB];
+bool cached;                    /* the block is hashed (cache_peek finds it) */
+mtype cst = CLEAN;              /* its state */
+bool redirt;                    /* written into while in WRITEBACK */
+byte cv[NB];                    /* its bytes */
+byte pinned;                    /* the threads pinning the hashed block */
+
+/* The extent tree, for the block's range: the owner, 0 when free. */
+byte lk;
+
+/* The ordered queue. */
+bool wb_oe;                     /* a writeback of the block is in flight */
+bit wb_seq;                     /* flips at each ordered_add of a writeback */
+bool dio_oe;                    /* a direct write's extent is in flight */
+
+/* The oracle. */
+byte replied = 17;              /* writes replied to: 0 and 4, at time 0 */
+byte sup[NW];                   /* sup[w]: replied when w was issued;
+                                 * init sets sup[0] = {4} */
+byte ndone;                     /* requests answered */
+
+hidden byte hb, hi;             /* d_step scratch */
+
+/* ---- the oracle ------------------------------------------------------ */
+
+/* forb[b] (the caller's) := the values of byte b that a read issued now
+ * must not return.  Plain statements, for use inside a d_step. */
+inline forbid ()
+{
+  hb = 0;
+  do
+  :: hb < NB ->
+     forb[hb] = 0;
+     hi = 0;
+     do
+     :: hi < NW ->
+        if
+        :: ((replied >> hi) & 1) && COVERS (hi, hb) ->
+           /* the writes of byte hb that had replied when hi was issued */
+           forb[hb] = forb[hb] | (sup[hi] & (1 | (COVERS (1, hb) << 1)
+                                               | (COVERS (2, hb) << 2)
+                                               | (COVERS (3, hb) << 3)
+                                               | 16))
+        :: else
+        fi;
+        hi++
+     :: else -> break
+     od;
+     hb++
+  :: else -> break
+  od;
+  hb = 0; hi = 0
+}
+
+/* The read's reply: no stale byte, unless the copy was given up. */
+inline judge ()
+{
+  assert (gone || !((forb[0] >> v[0]) & 1));
+#if NB == 2
+  assert (gone || !((forb[1] >> v[1]) & 1));
+#endif
+  skip
+}
+
+/* ---- the extent tree and the ordered queue: engine.c lock_range() ---- */
+
+/* extent_trylock / extent_lock, then ordered_lookup: if a writeback of the
+ * block is in flight, extent_unlock, ordered_wait_range, and again. */
+inline lock_range (me)
+{
+  do
+  :: atomic {
+       lk == 0 -> lk = me;
+       check (!dio_oe);         /* nobody ever sees a direct write's extent */
+       if
+       :: !wb_oe -> break
+#ifndef SEED_BUG_WAIT_LOCKED
+       :: else -> lk = 0; seq = wb_seq
+#else
+       :: else -> seq = wb_seq  /* the mutant keeps the range */
+#endif
+       fi
+     };
+     (!wb_oe || wb_seq != seq)  /* ordered_wait_range */
+#ifdef SEED_BUG_WAIT_LOCKED
+     ; lk = 0
+#endif
+  od;
+  seq = 0
+}
+
+/* extent_unlock (plain statement, for use inside a d_step) */
+#define UNLOCK(me) check (lk == (me)); lk = 0
+
+/* ---- the cache: cache.c ---------------------------------------------- */
+
+/* cache_peek / cache_lookup: pin the block if one is hashed (plain). */
+#define PEEK(me) \
+  if :: cached -> pinned = pinned | (me); found = 1 \
+     :: else -> found = 0 fi
+
+/* cache_drop_range's drop_block: a DIRTY or WRITEBACK block only when
+ * OVERWRITTEN (invariant 3) (plain). */
+#define DROP(overwritten) \
+  if \
+  :: cached && (cst == CLEAN || (overwritten)) -> \
+     cached = 0; cst = CLEAN; redirt = 0; pinned = 0 \
+  :: else \
+  fi
+
+/* Byte B of the cached block gets write W's value if W covers it (plain). */
+#define PUT(b, w, covm) if :: (((covm) >> (b)) & 1) -> cv[b] = (w) :: else fi
+
+/* ---- engine.c cached_read() and read_miss() -------------------------- */
+
+/* copy_out of byte B from the block ME pins; gone := 1 if it was dropped. */
+#define COPY(me, b) \
+  atomic { if :: (pinned & (me)) && !gone -> v[b] = cv[b] \
+              :: else -> gone = 1 fi }
+
+proctype Reader (byte me)
+{
+  byte forb[NB], v[NB], buf[NB];
+  bit seq;
+  bool found, spare, gone, locked;
+  byte n;
+
+  do
+  :: n < NREADS ->
+     /* The read is issued; cached_read's cache_lookup; on a hit, the
+      * first byte of copy_out. */
+     d_step {
+       n++;
+       forbid ();
+       PEEK (me);
+       if :: found -> v[0] = cv[0] :: else fi
+     };
+     if
+     :: found ->                /* a hit: no range lock */
+#if NB == 2
+        COPY (me, 1);
+#endif
+        skip
+     :: else ->                 /* read_miss */
+again:
+#ifndef SEED_BUG_SKIP_RECHECK
+        lock_range (me);
+        locked = 1;
+#endif
+        atomic { PEEK (me) };   /* the recheck: did someone fill it? */
+        if
+        :: found -> skip
+        :: else ->
+#ifdef ALLOC_FAIL
+           if
+           :: !spare ->         /* take_block: -EAGAIN, the cache is full:
+                                 * unlock, reserve_block, start over */
+              d_step {
+                if :: locked -> UNLOCK (me) :: else fi;
+                locked = 0; spare = 1
+              };
+              goto again
+           :: true
+           fi;
+#endif
+           d_step {             /* store_read into the new block */
+             buf[0] = disk[0];
+#if NB == 2
+             buf[1] = disk[1];
+#endif
+             skip
+           };
+           /* race_window; insert_block: insert CLEAN, or (only without
+            * the lock) pin the block someone else inserted first */
+           d_step {
+             if
+             :: cached -> pinned = pinned | me
+             :: else ->
+                cached = 1; cst = CLEAN; redirt = 0; pinned = me;
+                cv[0] = buf[0];
+#if NB == 2
+                cv[1] = buf[1];
+#endif
+                skip
+             fi;
+             buf[0] = 0;
+#if NB == 2
+             buf[1] = 0;
+#endif
+             skip
+           }
+        fi;
+        COPY (me, 0);
+#if NB == 2
+        COPY (me, 1);
+#endif
+        skip
+     fi;
+     /* cache_unpin, unlock_range (miss), the reply; then forget this
+      * read's locals so that finished reads do not multiply states */
+     d_step {
+       pinned = pinned & ~me;
+       if :: locked -> UNLOCK (me) :: else fi;
+       judge ();
+       v[0] = 0; forb[0] = 0;
+#if NB == 2
+       v[1] = 0; forb[1] = 0;
+#endif
+       found = 0; spare = 0; gone = 0; locked = 0
+     }
+  :: else -> break
+  od;
+  ndone++
+}
+
+/* ---- engine.c direct_io() -------------------------------------------- */
+
+proctype Direct (byte me; byte w; byte covm; bool zero)
+{
+  byte buf[NB];
+  bit seq;
+  bool found, ok = 1;
+
+#ifdef SEED_BUG_DROP_BEFORE_LOCK
+  /* The seed: drop the cached block first, then lock and write. */
+  d_step { sup[w] = replied; DROP (covm == ALL) };
+  lock_range (me);
+#else
+  atomic { sup[w] = replied; lock_range (me) };      /* issued; lock */
+#endif
+
+  /* ordered_add; race_window; write_store: an unaligned write takes the
+   * rest of its sector from the cached block if there is one, which may
+   * be DIRTY (read_edge: cache_peek, memcpy, cache_unpin), else from the
+   * store.  (Under the lock: nobody can see these apart.) */
+  d_step {
+    dio_oe = 1;
+    hb = 0;
+    do
+    :: hb < NB ->
+       buf[hb] = (((covm >> hb) & 1) -> w : (cached -> cv[hb] : disk[hb]));
+       hb++
+    :: else -> break
+    od;
+    hb = 0
+  };
+  /* store_write of the sector (without RWF_DSYNC: FUA is group commit) */
+  if
+  :: d_step {
+       disk[0] = buf[0];
+#if NB == 2
+       disk[1] = buf[1];
+#endif
+       buf[0] = 0;
+#if NB == 2
+       buf[1] = 0;
+#endif
+       skip
+     }
+#ifdef DIO_ERR
+  :: atomic {                   /* fails, having written any of the bytes */
+       ok = 0;
+       if :: disk[0] = buf[0] :: skip fi;
+#if NB == 2
+       if :: disk[1] = buf[1] :: skip fi;
+       buf[1] = 0;
+#endif
+       buf[0] = 0
+     }
+#endif
+  fi;
+
+#ifndef SEED_BUG_DROP_BEFORE_LOCK
+  /* Still under the lock: update_cache on success, invalidate_cache on
+   * failure. */
+  if
+  :: ok && zero && covm == ALL ->
+     d_step { DROP (1) }        /* wholly zeroed: dropped, even DIRTY */
+  :: ok && !(zero && covm == ALL) ->
+     /* cache_peek; the new bytes, memcpy'd byte by byte while hit readers
+      * may be copying out; cache_unpin */
+     d_step {
+       PEEK (me);
+       if :: found -> check (cst != WRITEBACK); PUT (0, w, covm) :: else fi
+     };
+#if NB == 2
+     d_step { if :: found -> PUT (1, w, covm) :: else fi };
+#endif
+     skip
+  :: !ok ->
+     d_step { DROP (0) }        /* CLEAN dropped, DIRTY kept (invariant 3) */
+  fi;
+#endif
+  /* cache_unpin; ordered_complete; unlock_range; the reply (a FUA reply
+   * waits for group_commit with no lock held) */
+  d_step {
+    pinned = pinned & ~me;
+    dio_oe = 0;
+    UNLOCK (me);
+    if :: ok -> replied = replied | (1 << w) :: else fi;
+    found = 0; ok = 0;
+    ndone++
+  }
+}
+
+/* ---- engine.c cached_write() ----------------------------------------- */
+
+proctype Cached (byte me; byte w; byte covm)
+{
+  byte buf[NB];
+  bit seq;
+  bool found, spare, failed;
+
+  /* balance_dirty comes first and writes back with no lock held, as the
+   * Writeback process does. */
+  atomic { sup[w] = replied; lock_range (me) };      /* issued; lock */
+again:
+  atomic { PEEK (me) };
+  if
+  :: found ->                   /* copy_in, byte by byte (never into a
+                                 * block in WRITEBACK: lock_range waited) */
+     d_step { check (cst != WRITEBACK); PUT (0, w, covm) };
+#if NB == 2
+     d_step { PUT (1, w, covm) };
+#endif
+     skip
+  :: else ->
+#ifdef ALLOC_FAIL
+     if
+     :: !spare ->               /* take_block -EAGAIN: unlock,
+                                 * reserve_block, start over */
+        d_step { UNLOCK (me); spare = 1 };
+        lock_range (me);
+        goto again
+     :: true
+     fi;
+#endif
+     /* a new block: store_read if the write does not cover all of it;
+      * copy_in */
+     d_step {
+       hb = 0;
+       do
+       :: hb < NB ->
+          buf[hb] = (((covm >> hb) & 1) -> w : disk[hb]);
+          hb++
+       :: else -> break
+       od;
+       hb = 0
+     };
+     /* insert_block: CLEAN, holding all its bytes; if one was inserted
+      * first (only without the recheck), copy_in into that one */
+     d_step {
+       if
+       :: cached ->
+          pinned = pinned | me;
+          PUT (0, w, covm);
+#if NB == 2
+          PUT (1, w, covm);
+#endif
+          skip
+       :: else ->
+          cached = 1; cst = CLEAN; redirt = 0; pinned = me;
+          cv[0] = buf[0];
+#if NB == 2
+          cv[1] = buf[1];
+#endif
+          skip
+       fi;
+       buf[0] = 0;
+#if NB == 2
+       buf[1] = 0;
+#endif
+       skip
+     }
+  fi;
+  /* cache_mark_dirty (-ESTALE, and the write fails, if the block was
+   * dropped meanwhile, which the lock rules out); cache_unpin;
+   * unlock_range; the reply */
+  d_step {
+    check (pinned & me);
+    if
+    :: !(pinned & me) -> failed = 1
+    :: (pinned & me) && cst == CLEAN -> cst = DIRTY
+    :: (pinned & me) && cst == WRITEBACK -> redirt = 1
+    :: else
+    fi;
+    pinned = pinned & ~me;
+    UNLOCK (me);
+    if :: !failed -> replied = replied | (1 << w) :: else fi;
+    found = 0; spare = 0; failed = 0;
+    ndone++
+  }
+}
+
+/* ---- engine.c writeback_run() ---------------------------------------- */
+
+proctype Writeback (byte me)
+{
+  bit seq;
+  bool found, err;
+
+end:
+  do
+  :: cached && cst == DIRTY ->  /* cache_dirty_runs, with no lock */
+     lock_range (me);
+     /* cache_peek, cache_start_writeback, ordered_add, unlock_range (under
+      * the lock: nobody can see these apart) */
+     d_step {
+       if
+       :: cached && cst == DIRTY ->
+          pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
+          check (!wb_oe);
+          wb_oe = 1; wb_seq = 1 - wb_seq
+       :: else -> found = 0
+       fi;
+       UNLOCK (me)
+     };
+     if
+     :: found ->
+        /* store_write from the block's buffer, stable now */
+        if
+        :: d_step {
+             disk[0] = cv[0];
+#if NB == 2
+             disk[1] = cv[1];
+#endif
+             skip
+           }
+#ifdef WB_ERR
+        :: atomic {             /* fails, having written any of the bytes */
+             err = 1;
+             if :: disk[0] = cv[0] :: skip fi;
+#if NB == 2
+             if :: disk[1] = cv[1] :: skip fi;
+#endif
+             skip
+           }
+#endif
+        fi;
+        /* cache_end_writeback (CLEAN, or DIRTY again if redirtied or
+         * failed; a dropped block is left alone); cache_unpin */
+        d_step {
+          if
+          :: (pinned & me) && cst == WRITEBACK ->
+             cst = ((err || redirt) -> DIRTY : CLEAN); redirt = 0
+          :: else
+          fi;
+          pinned = pinned & ~me;
+          err = 0
+        };
+#ifndef SEED_BUG_WAIT_LOCKED
+        d_step { wb_oe = 0; found = 0 }      /* ordered_complete */
+#else
+        /* the mutant's writeback takes its range again to complete */
+        atomic { lk == 0 -> lk = me; wb_oe = 0; found = 0; lk = 0 }
+#endif
+     :: else
+     fi
+  od
+}
+
+/* ---- cache.c: eviction ----------------------------------------------- */
+
+active proctype Evictor ()
+{
+end:
+  do
+  :: d_step { cached && pinned == 0 && cst == CLEAN -> cached = 0 }
+  od
+}
+
+/* ---- invariant 2: when no range is locked, a CLEAN block holds the
+ * disk's bytes (the only windows where it does not are under the lock:
+ * a cached write's insert before its mark_dirty, a direct write between
+ * its store_write and update_cache or invalidate_cache). ---------------- */
+
+active proctype Monitor ()
+{
+end:
+  atomic {
+    (lk == 0 && cached && cst == CLEAN
+     && (cv[0] != disk[0]
+#if NB == 2
+         || cv[1] != disk[1]
+#endif
+        )) -> check (false)
+  }
+}
+
+init
+{
+  byte forb[NB];
+
+  sup[0] = 16;
+#ifdef INIT_DIRTY
+  if
+  :: skip
+  :: d_step {
+       cached = 1; cst = DIRTY;
+       disk[0] = 4;
+#if NB == 2
+       disk[1] = 4;
+#endif
+       skip
+     }
+  fi;
+#endif
+  atomic {
+    run Writeback (TWB);
+#if NWB >= 2
+    run Writeback (TWB2);
+#endif
+#ifdef D1_ZERO
+    run Direct (TD1, 1, D1COV, 1);
+#else
+    run Direct (TD1, 1, D1COV, 0);
+#endif
+    run Direct (TD2, 2, D2COV, 0);
+#ifndef NO_CACHED
+    run Cached (TC, 3, CCOV);
+#endif
+    run Reader (R1);
+#if NREADERS >= 2
+    run Reader (R2);
+#endif
+#if NREADERS >= 3
+    run Reader (R3);
+#endif
+  }
+  /* Every request answered: what a read issued now may return is the
+   * cached block if it is DIRTY or in WRITEBACK, else the disk; a CLEAN
+   * block equals the disk.  Dirty data dropped, or a writeback landing
+   * over a newer direct write, fails here. */
+  ndone == NWORKERS;
+  d_step {
+    forbid ();
+    check (!((forb[0] >> ((cached && cst != CLEAN) -> cv[0] : disk[0])) & 1));
+#if NB == 2
+    check (!((forb[1] >> ((cached && cst != CLEAN) -> cv[1] : disk[1])) & 1));
+#endif
+    check (!(cached && cst == CLEAN && lk == 0) || cv[0] == disk[0]);
+#if NB == 2
+    check (!(cached && cst == CLEAN && lk == 0) || cv[1] == disk[1]);
+#endif
+    skip
+  }
+}
