@@ -794,13 +794,30 @@ update_cache (struct engine *e, const char *data, uint64_t count,
     }
 }
 
-/* After a failed direct I/O: drop the CLEAN blocks of the range, whose
- * bytes the disk may no longer match; DIRTY ones are kept (invariant 3). */
+/* After a failed direct I/O on [offset, offset+count), store-aligned (the
+ * caller holds the range): drop the CLEAN blocks of the range, whose bytes
+ * the disk may no longer match.  DIRTY ones are kept (invariant 3), with
+ * the range added to their dirty parts: the failed write may have changed
+ * those bytes on the disk, so the next writeback must put them back. */
 static void
 invalidate_cache (struct engine *e, uint64_t count, uint64_t offset)
 {
   uint64_t B = e->cfg.block_size;
-  cache_drop_range (e->cache, offset / B, (offset + count - 1) / B, false);
+  uint64_t first = offset / B, last = (offset + count - 1) / B;
+
+  if (cache_drop_range (e->cache, first, last, false) == 0)
+    return;
+  for (uint64_t blk = first; blk <= last; blk++)
+    {
+      struct cache_block *b = cache_peek (e->cache, blk);
+      if (b == NULL)
+        continue;
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset - bstart : 0;
+      uint64_t to = min_u64 (offset + count - bstart, block_len (e, blk));
+      cache_mark_dirty_range (e->cache, b, from, to);
+      cache_unpin (e->cache, b);
+    }
 }
 
 /* The common shell of every direct operation: lock, record an ordered
@@ -914,7 +931,7 @@ direct_io (struct engine *e, const struct direct_req *q)
         update_cache (e, q->op == DIRECT_WRITE ? q->data : NULL, to - from,
                       from);
       else
-        invalidate_cache (e, to - from, from);
+        invalidate_cache (e, end - start, start);
     }
   stamp = ordered_complete (e->oq, oe, r);
   unlock_range (e, start, end);
