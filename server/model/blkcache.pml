@@ -1,24 +1,34 @@
 /* blkcache: a Promela model of the cache-coherence protocol AS
- * IMPLEMENTED in server/engine.c, for one cache block.
+ * IMPLEMENTED in server/engine.c (as of commit 49a81d0, which fixed the
+ * bug this model found: see -DBUG_INVALIDATE_KEEPS_MASK below), for one
+ * cache block.
  *
  * The reference design (design.md, "Reference protocol") was checked with
  * a model of its own.  The engine departs from it (server/README, points
- * 1, 2 and 5): direct writes hold their range lock across the store I/O
- * and put their bytes into the cached block AFTER the disk write instead
- * of dropping it before; unaligned direct writes read the rest of their
- * sector from the cached block when there is one, even a DIRTY one;
- * cache_alloc never sleeps, and a thread that finds the cache full unlocks,
- * makes room and starts over.  This file models the engine as it is, with
- * those departures.  tests/test-model.sh checks it; server/model/README
- * has the commands and the results.
+ * 1, 2 and 5): direct writes lock only the sectors they touch, hold that
+ * lock across the store I/O and put their bytes into the cached block
+ * AFTER the disk write instead of dropping it before; unaligned direct
+ * writes read the rest of their sector from the cached block when there
+ * is one, even a DIRTY one; writeback writes only the parts of a block
+ * written since its previous writeback; cache_alloc never sleeps, and a
+ * thread that finds the cache full unlocks, makes room and starts over.
+ * This file models the engine as it is, with those departures.
+ * tests/test-model.sh checks it; server/model/README has the commands,
+ * the results and a finding.
  *
  * What is modelled
  * ----------------
  * One cache block.  With NB == 2 (the default) the block holds two bytes
  * and is ONE store sector, so a write of one byte is an unaligned direct
  * write (write_store's read-modify-write through read_edge) and a partial
- * cached write (cached_write's fill from the store).  With NB == 1 the
- * block is one value and every write covers all of it.  A byte's value is
+ * cached write (cached_write's fill from the store).  With
+ * -DSECTOR_BYTES=1 each byte is a store sector of its own instead: a
+ * one-byte direct write is aligned, and writeback writes only the dirty
+ * byte.  With NB == 1 the block is one value and every write covers all
+ * of it.  Each byte is also one "granule" of the block's dirty mask
+ * (cache.c's dirty_mask, 1/64th of a block): writeback writes only the
+ * sectors that hold granules written since the previous writeback
+ * (engine.c write_dirty_parts, since commit d03a1b2).  A byte's value is
  * the id of the write that wrote it: 0 the initial content, 1 and 2 the
  * two direct writes, 3 the cached write; 4 is "older than the initial
  * content", on the disk behind an initially dirty block (-DINIT_DIRTY
@@ -27,20 +37,24 @@
  * Processes (each one an nbdkit thread calling into the engine):
  *   Direct (x2)  engine_write with FUA, or in cache=writethrough:
  *                direct_io() with write_store/read_edge, update_cache and
- *                invalidate_cache.  D1 writes the whole block; with NB == 2
- *                D2 writes byte 0 only.  -DD1_ZERO makes D1 an engine_zero
- *                of the whole block (update_cache drops the block, DIRTY
- *                or not, since the store has all its bytes).
+ *                invalidate_cache (after a failed write: a CLEAN block is
+ *                dropped, a DIRTY one is kept with the write's sectors
+ *                added to its dirty mask).  D1 writes the whole block (byte 1 only
+ *                with -DD1_BYTE1); with NB == 2 D2 writes byte 0 only.
+ *                -DD1_ZERO makes D1 an engine_zero (of the whole block,
+ *                update_cache drops the block, DIRTY or not, since the
+ *                store has all its bytes; of byte 1, it zeroes that byte).
  *   Cached       engine_write in cache=writeback: cached_write().  With
  *                NB == 2 it writes byte 1 only.  -DNO_CACHED leaves it out.
  *   Reader (x NREADERS, NREADS reads each)  engine_read: cached_read()
  *                (a hit: cache_lookup and copy_out with no range lock)
  *                and read_miss().
- *   Writeback (x NWB)  writeback_run(), which flush (writeback_all), the
- *                timer (engine_writeback_expired/_background), the dirty
- *                limit (balance_dirty) and memory pressure (reserve_block
- *                on a dirty victim) all call: it runs whenever the block
- *                is DIRTY, any number of times.
+ *   Writeback (x NWB)  writeback_run() and write_dirty_parts(), which
+ *                flush (writeback_all's worker threads), the timer
+ *                (engine_writeback_expired/_background), the dirty limit
+ *                (balance_dirty) and memory pressure (reserve_block on a
+ *                dirty victim) all call: it runs whenever the block is
+ *                DIRTY, any number of times.
  *   Evictor      cache_alloc's eviction of a CLEAN, unpinned block
  *                (evictable() in cache.c), and engine_drop_clean: at any
  *                time, any number of times.
@@ -52,19 +66,26 @@
  *
  * Abstractions
  * ------------
- * - The extent tree (extent_tree.c), for one block's range, is the owner
- *   variable lk: extent_trylock/extent_lock wait until it is free and take
- *   it.  Its FIFO order among waiters is not modelled: any waiter may win,
- *   which only adds interleavings.
+ * - The extent tree (extent_tree.c), for one block's range: lkm, the mask
+ *   of the block's bytes whose sectors are locked, and lko[], the owner of
+ *   each.  Read misses, cached writes and writeback lock the whole block
+ *   (span_of); direct writes lock only the sectors they touch (direct_io
+ *   since commit f7be91e), so with -DSECTOR_BYTES=1 two direct writes of
+ *   disjoint bytes run at once (-DD1_BYTE1 makes D1 and D2 disjoint).
+ *   extent_trylock/extent_lock wait until all of the range is free and
+ *   take it at once.  Their FIFO order among waiters is not modelled: any
+ *   waiter may win, which only adds interleavings.
  * - The ordered queue (ordered.c): only a writeback's extent is ever seen
  *   by another thread (a direct write adds and completes its extent while
  *   it holds the range lock), so it is the flag wb_oe plus a bit wb_seq
  *   that flips at each ordered_add; ordered_wait_range waits until that
- *   extent has completed.  The direct write's extent is the flag dio_oe,
- *   and lock_range checks that nobody ever sees it.
+ *   extent has completed.  Direct writes' extents are the mask dio_m of
+ *   the bytes they cover, and lock_range checks that nobody ever sees one
+ *   overlapping its range.
  * - The cache (cache.c), for one block number: cached (the block is
- *   hashed), cst (CLEAN/DIRTY/WRITEBACK), redirt, the bytes cv[], and
- *   pinned, a bitmask of the threads pinning the block now hashed.  Only
+ *   hashed), cst (CLEAN/DIRTY/WRITEBACK), redirt, the bytes cv[], the
+ *   masks dmask and wbmask (dirty_mask, writeback_mask), and pinned, a
+ *   bitmask of the threads pinning the block now hashed.  Only
  *   one block can be hashed; a new one starts with fresh pins.  Dropping
  *   the block (cache_drop_range) unhashes it and clears pinned: those
  *   pins now hold a dropped block that nobody writes into any more (its
@@ -128,6 +149,20 @@
  *                                before ordered_complete (which ordered.h
  *                                allows an extent's owner to do).  The
  *                                engine does neither.
+ * and one that must break invariant 2 (a CLEAN block that differs from
+ * the disk; other checks on), the engine's behaviour before commit
+ * 49a81d0 and the bug this model found (server/model/README, "Finding"):
+ *   -DBUG_INVALIDATE_KEEPS_MASK  after a failed direct write,
+ *                                invalidate_cache keeps a DIRTY block
+ *                                without adding the write's sectors to
+ *                                its dirty mask, so its next writeback
+ *                                skips the bytes the failed write left on
+ *                                the disk and turns it CLEAN.  Needs
+ *                                -DSECTOR_BYTES=1 and -DDIO_ERR: with one
+ *                                sector per block writeback writes all of
+ *                                it anyway.  It is not a stale read: the
+ *                                disk holds the failed write's bytes,
+ *                                which the oracle allows.
  */
 
 #ifndef NB
@@ -143,6 +178,10 @@
 #define NWB 1                   /* writeback threads (1 or 2) */
 #endif
 
+#ifndef SECTOR_BYTES
+#define SECTOR_BYTES NB         /* bytes per store sector: NB or 1 */
+#endif
+
 #if NB == 1
 #define ALL 1
 #define D1COV 1
@@ -150,9 +189,21 @@
 #define CCOV 1
 #else
 #define ALL 3
+#ifdef D1_BYTE1
+#define D1COV 2                 /* direct write 1: byte 1 (disjoint from D2) */
+#else
 #define D1COV 3                 /* direct write 1: the whole block (aligned) */
+#endif
 #define D2COV 1                 /* direct write 2: byte 0 (unaligned: RMW) */
 #define CCOV 2                  /* cached write: byte 1 (partial: fill) */
+#endif
+
+/* The bytes that a write of the bytes in mask M writes to the store:
+ * M rounded out to whole sectors. */
+#if SECTOR_BYTES == NB
+#define ROUND(m) ((m) != 0 -> ALL : 0)
+#else
+#define ROUND(m) (m)
 #endif
 
 #define NW 5                    /* value ids 0..4, see above */
@@ -194,15 +245,19 @@ bool cached;                    /* the block is hashed (cache_peek finds it) */
 mtype cst = CLEAN;              /* its state */
 bool redirt;                    /* written into while in WRITEBACK */
 byte cv[NB];                    /* its bytes */
+byte dmask;                     /* granules written since the last writeback
+                                 * started (cache.c dirty_mask) */
+byte wbmask;                    /* those its writeback writes (writeback_mask) */
 byte pinned;                    /* the threads pinning the hashed block */
 
 /* The extent tree, for the block's range: the owner, 0 when free. */
-byte lk;
+byte lkm;                       /* the locked bytes (whole sectors) */
+byte lko[NB];                   /* the owner of each locked byte */
 
 /* The ordered queue. */
 bool wb_oe;                     /* a writeback of the block is in flight */
 bit wb_seq;                     /* flips at each ordered_add of a writeback */
-bool dio_oe;                    /* a direct write's extent is in flight */
+byte dio_m;                     /* bytes under a direct write's extent */
 
 /* The oracle. */
 byte replied = 17;              /* writes replied to: 0 and 4, at time 0 */
@@ -257,31 +312,48 @@ inline judge ()
 
 /* extent_trylock / extent_lock, then ordered_lookup: if a writeback of the
  * block is in flight, extent_unlock, ordered_wait_range, and again. */
-inline lock_range (me)
+/* Take or give back the bytes M for ME (plain statements). */
+#if NB == 2
+#define LOCKSET(me, m) lkm = lkm | (m); \
+  if :: ((m) & 1) -> lko[0] = (me) :: else fi; \
+  if :: ((m) & 2) -> lko[1] = (me) :: else fi
+#define LOCKCLR(m) lkm = lkm & ~(m); \
+  if :: ((m) & 1) -> lko[0] = 0 :: else fi; \
+  if :: ((m) & 2) -> lko[1] = 0 :: else fi
+#define OWNS(me, m) ((lkm & (m)) == (m) && (!((m) & 1) || lko[0] == (me)) \
+                     && (!((m) & 2) || lko[1] == (me)))
+#else
+#define LOCKSET(me, m) lkm = (m); lko[0] = (me)
+#define LOCKCLR(m) lkm = 0; lko[0] = 0
+#define OWNS(me, m) (lkm == 1 && lko[0] == (me))
+#endif
+
+/* Lock the bytes M (whole sectors) for ME. */
+inline lock_range (me, m)
 {
   do
   :: atomic {
-       lk == 0 -> lk = me;
-       check (!dio_oe);         /* nobody ever sees a direct write's extent */
+       (lkm & (m)) == 0 -> LOCKSET (me, m);
+       check ((dio_m & (m)) == 0);  /* nobody sees a direct write's extent */
        if
-       :: !wb_oe -> break
+       :: !wb_oe -> break           /* a writeback covers the whole block */
 #ifndef SEED_BUG_WAIT_LOCKED
-       :: else -> lk = 0; seq = wb_seq
+       :: else -> LOCKCLR (m); seq = wb_seq
 #else
-       :: else -> seq = wb_seq  /* the mutant keeps the range */
+       :: else -> seq = wb_seq      /* the mutant keeps the range */
 #endif
        fi
      };
-     (!wb_oe || wb_seq != seq)  /* ordered_wait_range */
+     (!wb_oe || wb_seq != seq)      /* ordered_wait_range */
 #ifdef SEED_BUG_WAIT_LOCKED
-     ; lk = 0
+     ; d_step { LOCKCLR (m) }
 #endif
   od;
   seq = 0
 }
 
-/* extent_unlock (plain statement, for use inside a d_step) */
-#define UNLOCK(me) check (lk == (me)); lk = 0
+/* extent_unlock (plain statements, for use inside a d_step) */
+#define UNLOCK(me, m) check (OWNS (me, m)); LOCKCLR (m)
 
 /* ---- the cache: cache.c ---------------------------------------------- */
 
@@ -295,7 +367,7 @@ inline lock_range (me)
 #define DROP(overwritten) \
   if \
   :: cached && (cst == CLEAN || (overwritten)) -> \
-     cached = 0; cst = CLEAN; redirt = 0; pinned = 0 \
+     cached = 0; cst = CLEAN; redirt = 0; pinned = 0; dmask = 0; wbmask = 0 \
   :: else \
   fi
 
@@ -335,7 +407,7 @@ proctype Reader (byte me)
      :: else ->                 /* read_miss */
 again:
 #ifndef SEED_BUG_SKIP_RECHECK
-        lock_range (me);
+        lock_range (me, ALL);
         locked = 1;
 #endif
         atomic { PEEK (me) };   /* the recheck: did someone fill it? */
@@ -347,7 +419,7 @@ again:
            :: !spare ->         /* take_block: -EAGAIN, the cache is full:
                                  * unlock, reserve_block, start over */
               d_step {
-                if :: locked -> UNLOCK (me) :: else fi;
+                if :: locked -> UNLOCK (me, ALL) :: else fi;
                 locked = 0; spare = 1
               };
               goto again
@@ -366,8 +438,9 @@ again:
            d_step {
              if
              :: cached -> pinned = pinned | me
-             :: else ->
+             :: else ->         /* a new block: cache_alloc cleared its masks */
                 cached = 1; cst = CLEAN; redirt = 0; pinned = me;
+                dmask = 0; wbmask = 0;
                 cv[0] = buf[0];
 #if NB == 2
                 cv[1] = buf[1];
@@ -391,7 +464,7 @@ again:
       * read's locals so that finished reads do not multiply states */
      d_step {
        pinned = pinned & ~me;
-       if :: locked -> UNLOCK (me) :: else fi;
+       if :: locked -> UNLOCK (me, ALL) :: else fi;
        judge ();
        v[0] = 0; forb[0] = 0;
 #if NB == 2
@@ -415,9 +488,10 @@ proctype Direct (byte me; byte w; byte covm; bool zero)
 #ifdef SEED_BUG_DROP_BEFORE_LOCK
   /* The seed: drop the cached block first, then lock and write. */
   d_step { sup[w] = replied; DROP (covm == ALL) };
-  lock_range (me);
+  lock_range (me, ROUND (covm));
 #else
-  atomic { sup[w] = replied; lock_range (me) };      /* issued; lock */
+  /* issued; lock the sectors it touches */
+  atomic { sup[w] = replied; lock_range (me, ROUND (covm)) };
 #endif
 
   /* ordered_add; race_window; write_store: an unaligned write takes the
@@ -425,7 +499,7 @@ proctype Direct (byte me; byte w; byte covm; bool zero)
    * be DIRTY (read_edge: cache_peek, memcpy, cache_unpin), else from the
    * store.  (Under the lock: nobody can see these apart.) */
   d_step {
-    dio_oe = 1;
+    dio_m = dio_m | ROUND (covm);
     hb = 0;
     do
     :: hb < NB ->
@@ -435,25 +509,23 @@ proctype Direct (byte me; byte w; byte covm; bool zero)
     od;
     hb = 0
   };
-  /* store_write of the sector (without RWF_DSYNC: FUA is group commit) */
+  /* store_write of the sectors the write touches (without RWF_DSYNC:
+   * FUA is group commit) */
   if
   :: d_step {
-       disk[0] = buf[0];
+       if :: (ROUND (covm) & 1) -> disk[0] = buf[0] :: else fi;
 #if NB == 2
-       disk[1] = buf[1];
-#endif
-       buf[0] = 0;
-#if NB == 2
+       if :: (ROUND (covm) & 2) -> disk[1] = buf[1] :: else fi;
        buf[1] = 0;
 #endif
-       skip
+       buf[0] = 0
      }
 #ifdef DIO_ERR
   :: atomic {                   /* fails, having written any of the bytes */
        ok = 0;
-       if :: disk[0] = buf[0] :: skip fi;
+       if :: (ROUND (covm) & 1) -> disk[0] = buf[0] :: skip fi;
 #if NB == 2
-       if :: disk[1] = buf[1] :: skip fi;
+       if :: (ROUND (covm) & 2) -> disk[1] = buf[1] :: skip fi;
        buf[1] = 0;
 #endif
        buf[0] = 0
@@ -475,19 +547,37 @@ proctype Direct (byte me; byte w; byte covm; bool zero)
        if :: found -> check (cst != WRITEBACK); PUT (0, w, covm) :: else fi
      };
 #if NB == 2
-     d_step { if :: found -> PUT (1, w, covm) :: else fi };
+     /* (if a direct write of the other sector failed meanwhile and dropped
+      * the block, this memcpy goes to the dropped block) */
+     d_step { if :: found && (pinned & me) -> PUT (1, w, covm) :: else fi };
 #endif
      skip
   :: !ok ->
-     d_step { DROP (0) }        /* CLEAN dropped, DIRTY kept (invariant 3) */
+     /* invalidate_cache: cache_drop_range, CLEAN dropped, DIRTY kept
+      * (invariant 3); then cache_peek, cache_mark_dirty_range of the
+      * sectors the write touched, cache_unpin: the failed write may have
+      * changed them on the disk, so the next writeback must put the
+      * block's bytes back.  One step: writeback, the only reader of the
+      * mask, needs the whole block's range, and no block can be hashed
+      * anew while this write holds part of it. */
+     d_step {
+       DROP (0);
+#ifndef BUG_INVALIDATE_KEEPS_MASK
+       if
+       :: cached -> check (cst == DIRTY); dmask = dmask | ROUND (covm)
+       :: else
+       fi;
+#endif
+       skip
+     }
   fi;
 #endif
   /* cache_unpin; ordered_complete; unlock_range; the reply (a FUA reply
    * waits for group_commit with no lock held) */
   d_step {
     pinned = pinned & ~me;
-    dio_oe = 0;
-    UNLOCK (me);
+    dio_m = dio_m & ~ROUND (covm);
+    UNLOCK (me, ROUND (covm));
     if :: ok -> replied = replied | (1 << w) :: else fi;
     found = 0; ok = 0;
     ndone++
@@ -504,7 +594,7 @@ proctype Cached (byte me; byte w; byte covm)
 
   /* balance_dirty comes first and writes back with no lock held, as the
    * Writeback process does. */
-  atomic { sup[w] = replied; lock_range (me) };      /* issued; lock */
+  atomic { sup[w] = replied; lock_range (me, ALL) }; /* issued; lock */
 again:
   atomic { PEEK (me) };
   if
@@ -520,8 +610,8 @@ again:
      if
      :: !spare ->               /* take_block -EAGAIN: unlock,
                                  * reserve_block, start over */
-        d_step { UNLOCK (me); spare = 1 };
-        lock_range (me);
+        d_step { UNLOCK (me, ALL); spare = 1 };
+        lock_range (me, ALL);
         goto again
      :: true
      fi;
@@ -551,6 +641,7 @@ again:
           skip
        :: else ->
           cached = 1; cst = CLEAN; redirt = 0; pinned = me;
+          dmask = 0; wbmask = 0;
           cv[0] = buf[0];
 #if NB == 2
           cv[1] = buf[1];
@@ -564,7 +655,8 @@ again:
        skip
      }
   fi;
-  /* cache_mark_dirty (-ESTALE, and the write fails, if the block was
+  /* cache_mark_dirty_range: the block is DIRTY and remembers the
+   * granules written (-ESTALE, and the write fails, if the block was
    * dropped meanwhile, which the lock rules out); cache_unpin;
    * unlock_range; the reply */
   d_step {
@@ -575,8 +667,9 @@ again:
     :: (pinned & me) && cst == WRITEBACK -> redirt = 1
     :: else
     fi;
+    if :: (pinned & me) -> dmask = dmask | covm :: else fi;
     pinned = pinned & ~me;
-    UNLOCK (me);
+    UNLOCK (me, ALL);
     if :: !failed -> replied = replied | (1 << w) :: else fi;
     found = 0; spare = 0; failed = 0;
     ndone++
@@ -593,46 +686,51 @@ proctype Writeback (byte me)
 end:
   do
   :: cached && cst == DIRTY ->  /* cache_dirty_runs, with no lock */
-     lock_range (me);
+     lock_range (me, ALL);
      /* cache_peek, cache_start_writeback, ordered_add, unlock_range (under
       * the lock: nobody can see these apart) */
      d_step {
        if
        :: cached && cst == DIRTY ->
           pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
+          wbmask = dmask; dmask = 0;
           check (!wb_oe);
           wb_oe = 1; wb_seq = 1 - wb_seq
        :: else -> found = 0
        fi;
-       UNLOCK (me)
+       UNLOCK (me, ALL)
      };
      if
      :: found ->
-        /* store_write from the block's buffer, stable now */
+        /* write_dirty_parts: store_write, from the block's buffer (stable
+         * now), of the sectors that hold granules of the writeback mask */
         if
         :: d_step {
-             disk[0] = cv[0];
+             if :: (ROUND (wbmask) & 1) -> disk[0] = cv[0] :: else fi;
 #if NB == 2
-             disk[1] = cv[1];
+             if :: (ROUND (wbmask) & 2) -> disk[1] = cv[1] :: else fi;
 #endif
              skip
            }
 #ifdef WB_ERR
         :: atomic {             /* fails, having written any of the bytes */
              err = 1;
-             if :: disk[0] = cv[0] :: skip fi;
+             if :: (ROUND (wbmask) & 1) -> disk[0] = cv[0] :: skip fi;
 #if NB == 2
-             if :: disk[1] = cv[1] :: skip fi;
+             if :: (ROUND (wbmask) & 2) -> disk[1] = cv[1] :: skip fi;
 #endif
              skip
            }
 #endif
         fi;
         /* cache_end_writeback (CLEAN, or DIRTY again if redirtied or
-         * failed; a dropped block is left alone); cache_unpin */
+         * failed, a failed one giving its mask back; a dropped block is
+         * left alone); cache_unpin */
         d_step {
           if
           :: (pinned & me) && cst == WRITEBACK ->
+             if :: err -> dmask = dmask | wbmask :: else fi;
+             wbmask = 0;
              cst = ((err || redirt) -> DIRTY : CLEAN); redirt = 0
           :: else
           fi;
@@ -643,7 +741,8 @@ end:
         d_step { wb_oe = 0; found = 0 }      /* ordered_complete */
 #else
         /* the mutant's writeback takes its range again to complete */
-        atomic { lk == 0 -> lk = me; wb_oe = 0; found = 0; lk = 0 }
+        atomic { lkm == 0 -> LOCKSET (me, ALL); wb_oe = 0; found = 0;
+                 LOCKCLR (ALL) }
 #endif
      :: else
      fi
@@ -656,7 +755,11 @@ active proctype Evictor ()
 {
 end:
   do
-  :: d_step { cached && pinned == 0 && cst == CLEAN -> cached = 0 }
+  :: d_step {
+       cached && pinned == 0 && cst == CLEAN ->
+       check (dmask == 0 && wbmask == 0);
+       cached = 0
+     }
   od
 }
 
@@ -665,16 +768,18 @@ end:
  * a cached write's insert before its mark_dirty, a direct write between
  * its store_write and update_cache or invalidate_cache). ---------------- */
 
+/* The cached block's bytes are the disk's. */
+#if NB == 2
+#define AS_ON_DISK (cv[0] == disk[0] && cv[1] == disk[1])
+#else
+#define AS_ON_DISK (cv[0] == disk[0])
+#endif
+
 active proctype Monitor ()
 {
 end:
   atomic {
-    (lk == 0 && cached && cst == CLEAN
-     && (cv[0] != disk[0]
-#if NB == 2
-         || cv[1] != disk[1]
-#endif
-        )) -> check (false)
+    (lkm == 0 && cached && cst == CLEAN && !AS_ON_DISK) -> check (AS_ON_DISK)
   }
 }
 
@@ -687,7 +792,7 @@ init
   if
   :: skip
   :: d_step {
-       cached = 1; cst = DIRTY;
+       cached = 1; cst = DIRTY; dmask = ALL;
        disk[0] = 4;
 #if NB == 2
        disk[1] = 4;
@@ -729,10 +834,6 @@ init
 #if NB == 2
     check (!((forb[1] >> ((cached && cst != CLEAN) -> cv[1] : disk[1])) & 1));
 #endif
-    check (!(cached && cst == CLEAN && lk == 0) || cv[0] == disk[0]);
-#if NB == 2
-    check (!(cached && cst == CLEAN && lk == 0) || cv[1] == disk[1]);
-#endif
-    skip
+    check (!(cached && cst == CLEAN && lkm == 0) || AS_ON_DISK)
   }
 }
