@@ -1069,7 +1069,8 @@ add_to_runs (struct cache_run *runs, size_t *nr_runs, size_t max_runs,
 
 size_t
 cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
-                  struct cache_run *runs, size_t max_runs)
+                  uint64_t dirtied_by, struct cache_run *runs,
+                  size_t max_runs)
 {
   struct cache_block *b;
   size_t nr_runs = 0;
@@ -1080,6 +1081,8 @@ cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
   for (; b && nr_blocks < max_blocks;
        b = dirty_block_of (avl_next (&b->dirty_node)))
     {
+      if (b->dirtied_at > dirtied_by)
+        continue;
       if (!add_to_runs (runs, &nr_runs, max_runs, b->blockno))
         break;
       nr_blocks++;

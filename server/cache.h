@@ -170,11 +170,15 @@ uint64_t cache_writeback_mask (struct cache *c, struct cache_block *b);
 /* Fill RUNS with up to MAX_RUNS runs of dirty block numbers (blocks that are
  * DIRTY, or in WRITEBACK and redirtied), in ascending order, starting from
  * the first dirty block at or after FROM and covering at most MAX_BLOCKS
- * blocks in all.  Returns the number of runs.  A block reported here may
- * change state before the caller pins it: recheck under the range lock.
- * O(log d + k) for d dirty blocks, k reported; takes only the dirty lock. */
+ * blocks in all.  Only blocks dirtied at or before DIRTIED_BY (see "dirtied
+ * at" above; UINT64_MAX for all) are reported: a flush needs only what was
+ * written before it.  Returns the number of runs.  A block reported here
+ * may change state before the caller pins it: recheck under the range
+ * lock.  O(log d + s) for d dirty blocks, s looked at; takes only the
+ * dirty lock. */
 size_t cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
-                         struct cache_run *runs, size_t max_runs);
+                         uint64_t dirtied_by, struct cache_run *runs,
+                         size_t max_runs);
 
 /* The clock of the dirtied-at times: CLOCK_MONOTONIC, in nanoseconds. */
 uint64_t cache_clock (void);

@@ -54,8 +54,16 @@
  * never waits for a writeback nobody runs.  A failed writeback ends the
  * wait: the limit is soft, and cache-size, the hard bound, still holds.
  *
+ * A flush writes back only the blocks dirtied before it began, in
+ * batches of runs: it takes each run as above, in ascending order, then
+ * writes the dirty parts of all of them as one store batch (Linux AIO),
+ * then completes them.
+ *
  * Lock ordering: a thread holds at most one range; the cache's and the
- * ordered queue's mutexes are leaves taken inside their calls.
+ * ordered queue's mutexes are leaves taken inside their calls.  A thread
+ * taking a batch holds the ordered extents of the runs it has taken while
+ * it waits for the next run's range; runs are taken in ascending order, so
+ * those waits cannot form a cycle (writeback_runs).
  */
 #include <config.h>
 
@@ -73,12 +81,11 @@
 #define EXTENTS_MAX (1ULL << 30)
 /* Dirty runs written back per eviction under memory pressure. */
 #define VICTIM_BLOCKS 16
-/* The longest run writeback writes at once. */
+/* The longest run background writeback writes at once. */
 #define WRITEBACK_RUN_BLOCKS 256
-/* Writeback runs a flush keeps in flight, and the dirty blocks that make
- * one more thread worth starting. */
-#define WRITEBACK_THREADS 8
-#define WRITEBACK_THREAD_BLOCKS 16
+/* The runs, and the blocks in all, a flush writes back as one batch. */
+#define WRITEBACK_BATCH_RUNS 64
+#define WRITEBACK_BATCH_BLOCKS 256
 
 struct engine
 {
@@ -243,17 +250,21 @@ group_commit (struct engine *e, uint64_t stamp)
 
 /* --- writeback ------------------------------------------------------- */
 
-/* Write the parts of a block in writeback that were written since its
- * previous writeback (cache_writeback_mask), each run of dirty 1/64ths
- * rounded out to the store's alignment: a 4K write into a 64K block costs
- * a 4K write back, not 64K.  The rest of the block equals the disk. */
-static int
-write_dirty_parts (struct engine *e, struct cache_block *b)
+/* Add to IOS (when not NULL) the writes of the parts of block B, in
+ * writeback, written since its previous writeback (cache_writeback_mask),
+ * each run of dirty 1/64ths rounded out to the store's alignment and
+ * merged with the previous one where they meet: a 4K write into a 64K
+ * block costs a 4K write back, not 64K.  The rest of the block equals the
+ * disk.  Returns the number of writes. */
+static size_t
+dirty_parts (struct engine *e, struct cache_block *b, struct store_io *ios)
 {
   uint64_t B = e->cfg.block_size, g = B / 64;
   uint64_t blk = cache_block_number (b), len = block_len (e, blk);
   uint64_t mask = cache_writeback_mask (e->cache, b);
   const char *data = cache_block_data (b);
+  uint64_t prev_to = 0;
+  size_t n = 0;
 
   for (unsigned i = 0; i < 64;)
     {
@@ -267,32 +278,51 @@ write_dirty_parts (struct engine *e, struct cache_block *b)
         j++;
       uint64_t from = store_align_down (e->st, i * g);
       uint64_t to = min_u64 (store_align_up (e->st, j * g), len);
-      if (from < to)
+      if (from >= to) /* past the end of the disk's last block */
+        break;
+      if (n > 0 && from <= prev_to)
         {
-          int r = store_write (e->st, data + from, to - from, blk * B + from,
-                               false);
-          if (r < 0)
-            return r;
+          if (ios)
+            ios[n - 1].count = to - (ios[n - 1].offset - blk * B);
         }
+      else
+        {
+          if (ios)
+            ios[n] = (struct store_io) { .buf = data + from,
+                                         .count = to - from,
+                                         .offset = blk * B + from };
+          n++;
+        }
+      prev_to = to;
       i = j;
     }
-  return 0;
+  return n;
 }
 
-/* Write back the dirty blocks among FIRST .. FIRST+N-1.  The caller holds
- * no range.  Returns 0 or the first write error (which also stays recorded
- * for the next flush). */
+/* A run of blocks taken for writeback. */
+struct wb_run
+{
+  struct cache_block **blocks; /* pinned, in WRITEBACK */
+  uint64_t nr;
+  struct ordered_extent *oe;
+};
+
+/* Take the dirty blocks among FIRST .. FIRST+N-1 for writeback: lock the
+ * range (waiting for the ordered extents on it), mark the blocks WRITEBACK,
+ * add an ordered extent over them and unlock.  From then on their buffers
+ * are stable, since every writer waits for that extent.  Returns 0 (with
+ * W->nr == 0 when none was dirty any more) or a negative errno. */
 static int
-writeback_run (struct engine *e, uint64_t first, uint64_t n)
+writeback_begin (struct engine *e, uint64_t first, uint64_t n,
+                 struct wb_run *w)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t start = first * B, end = min_u64 ((first + n) * B, e->st->size);
-  struct cache_block **blocks = calloc (n, sizeof *blocks);
-  struct ordered_extent *oe;
-  uint64_t nr = 0;
-  int err = 0;
+  int r;
 
-  if (blocks == NULL)
+  w->nr = 0;
+  w->blocks = calloc (n, sizeof *w->blocks);
+  if (w->blocks == NULL)
     return -ENOMEM;
   lock_range (e, start, end);
   for (uint64_t i = 0; i < n; i++)
@@ -301,111 +331,135 @@ writeback_run (struct engine *e, uint64_t first, uint64_t n)
       if (b == NULL)
         continue;
       if (cache_start_writeback (e->cache, b) == 0)
-        blocks[nr++] = b;
+        w->blocks[w->nr++] = b;
       else
         cache_unpin (e->cache, b);
     }
-  if (nr == 0)
+  r = w->nr ? ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &w->oe)
+            : 0;
+  if (r < 0)
     {
-      unlock_range (e, start, end);
-      free (blocks);
-      return 0;
-    }
-  err = ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &oe);
-  if (err < 0)
-    {
-      for (uint64_t i = 0; i < nr; i++)
+      for (uint64_t i = 0; i < w->nr; i++)
         {
-          cache_end_writeback (e->cache, blocks[i], err);
-          cache_unpin (e->cache, blocks[i]);
+          cache_end_writeback (e->cache, w->blocks[i], r);
+          cache_unpin (e->cache, w->blocks[i]);
         }
-      unlock_range (e, start, end);
-      free (blocks);
-      return err;
+      w->nr = 0;
     }
-  /* The blocks' buffers are stable now: every writer waits for OE. */
   unlock_range (e, start, end);
-
-  for (uint64_t i = 0; i < nr; i++)
+  if (w->nr == 0)
     {
-      int r = write_dirty_parts (e, blocks[i]);
-      if (r < 0)
-        {
-          bump (&e->writeback_errors);
-          if (err == 0)
-            err = r;
-        }
-      else
-        bump (&e->writeback_blocks);
-      cache_end_writeback (e->cache, blocks[i], r);
-      cache_unpin (e->cache, blocks[i]);
+      free (w->blocks);
+      w->blocks = NULL;
     }
-  ordered_complete (e->oq, oe, err);
-  free (blocks);
+  return r;
+}
+
+/* Write back the dirty blocks of the NR RUNS, ascending and disjoint: take
+ * them all (writeback_begin), then write all their dirty parts as one
+ * store batch, so the disk sees them together, then end each block's
+ * writeback and complete each run's extent.  The caller holds no range.
+ *
+ * While it takes a run this thread holds the extents of the runs before
+ * it and may wait for someone else's extent.  Everyone who holds several
+ * extents took them in ascending order, and waits only for a range above
+ * all of its own, so no cycle of waits can form.
+ *
+ * Returns 0 or the first error (which also stays recorded for the next
+ * flush). */
+static int
+writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
+{
+  struct wb_run *w = calloc (nr, sizeof *w);
+  struct store_io *ios = NULL;
+  size_t taken, nios = 0;
+  int err = 0;
+
+  if (w == NULL)
+    return -ENOMEM;
+  for (taken = 0; taken < nr && err == 0; taken++)
+    err = writeback_begin (e, runs[taken].start, runs[taken].count,
+                           &w[taken]);
+  for (size_t r = 0; r < taken; r++)
+    for (uint64_t i = 0; i < w[r].nr; i++)
+      nios += dirty_parts (e, w[r].blocks[i], NULL);
+  if (nios > 0)
+    {
+      ios = calloc (nios, sizeof *ios);
+      if (ios != NULL)
+        {
+          nios = 0;
+          for (size_t r = 0; r < taken; r++)
+            for (uint64_t i = 0; i < w[r].nr; i++)
+              nios += dirty_parts (e, w[r].blocks[i], ios + nios);
+          store_write_batch (e->st, ios, nios);
+        }
+    }
+
+  /* Each block's writes are consecutive in IOS, in the same order. */
+  nios = 0;
+  for (size_t r = 0; r < taken; r++)
+    {
+      int run_err = 0;
+      for (uint64_t i = 0; i < w[r].nr; i++)
+        {
+          struct cache_block *b = w[r].blocks[i];
+          size_t parts = dirty_parts (e, b, NULL);
+          int res = ios == NULL && parts > 0 ? -ENOMEM : 0;
+          for (size_t k = 0; ios && k < parts && res == 0; k++)
+            res = ios[nios + k].result;
+          nios += parts;
+          if (res < 0)
+            {
+              bump (&e->writeback_errors);
+              if (run_err == 0)
+                run_err = res;
+            }
+          else
+            bump (&e->writeback_blocks);
+          cache_end_writeback (e->cache, b, res);
+          cache_unpin (e->cache, b);
+        }
+      if (w[r].nr > 0)
+        ordered_complete (e->oq, w[r].oe, run_err);
+      if (err == 0)
+        err = run_err;
+      free (w[r].blocks);
+    }
+  free (ios);
+  free (w);
   return err;
 }
 
-/* One pass of writeback over the dirty index, shared by the threads that
- * run it: each takes the next dirty run after CURSOR and writes it. */
-struct writeback_pass
+/* Write back the dirty blocks among FIRST .. FIRST+N-1. */
+static int
+writeback_run (struct engine *e, uint64_t first, uint64_t n)
 {
-  struct engine *e;
-  pthread_mutex_t lock; /* protects cursor and err */
-  uint64_t cursor;
-  int err;
-};
+  struct cache_run run = { .start = first, .count = n };
 
-static void *
-writeback_worker (void *arg)
-{
-  struct writeback_pass *p = arg;
-  struct cache_run run;
-
-  for (;;)
-    {
-      pthread_mutex_lock (&p->lock);
-      size_t n = cache_dirty_runs (p->e->cache, p->cursor,
-                                   WRITEBACK_RUN_BLOCKS, &run, 1);
-      if (n)
-        p->cursor = run.start + run.count;
-      pthread_mutex_unlock (&p->lock);
-      if (n == 0)
-        return NULL;
-      int r = writeback_run (p->e, run.start, run.count);
-      if (r < 0)
-        {
-          pthread_mutex_lock (&p->lock);
-          if (p->err == 0)
-            p->err = r;
-          pthread_mutex_unlock (&p->lock);
-        }
-    }
+  return writeback_runs (e, &run, 1);
 }
 
-/* Write back every block that is dirty now, in ascending order, with up to
- * WRITEBACK_THREADS runs in flight so the disk sees a queue, not one write
- * at a time.  The threads live for one pass: a pass costs disk writes that
- * take far longer than starting them, and nothing outlives the call (nbdkit
- * may fork after the engine is made).  The caller holds no range. */
+/* Write back every block dirtied at or before DIRTIED_BY (UINT64_MAX for
+ * every dirty block), in ascending order, a batch of runs at a time.  The
+ * caller holds no range. */
 static int
-writeback_all (struct engine *e)
+writeback_all (struct engine *e, uint64_t dirtied_by)
 {
-  struct writeback_pass p = { .e = e, .cursor = 0, .err = 0 };
-  pthread_t threads[WRITEBACK_THREADS - 1];
-  size_t started = 0;
-  uint64_t dirty = cache_dirty_bytes (e->cache) / e->cfg.block_size;
+  struct cache_run runs[WRITEBACK_BATCH_RUNS];
+  uint64_t cursor = 0;
+  size_t n;
+  int err = 0;
 
-  pthread_mutex_init (&p.lock, NULL);
-  for (; started < WRITEBACK_THREADS - 1
-         && (started + 1) * WRITEBACK_THREAD_BLOCKS < dirty;
-       started++)
-    if (pthread_create (&threads[started], NULL, writeback_worker, &p) != 0)
-      break;
-  writeback_worker (&p);
-  for (size_t i = 0; i < started; i++)
-    pthread_join (threads[i], NULL);
-  pthread_mutex_destroy (&p.lock);
-  return p.err;
+  while ((n = cache_dirty_runs (e->cache, cursor, WRITEBACK_BATCH_BLOCKS,
+                                dirtied_by, runs, WRITEBACK_BATCH_RUNS)) > 0)
+    {
+      int r = writeback_runs (e, runs, n);
+      if (err == 0)
+        err = r;
+      cursor = runs[n - 1].start + runs[n - 1].count;
+    }
+  return err;
 }
 
 /* Write back the dirty run of at most MAX_BLOCKS that starts at the block
@@ -424,7 +478,7 @@ writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks)
   if (cache_oldest_dirty (e->cache, &blk, &dirtied_at) < 0
       || dirtied_at > cutoff)
     return 0;
-  if (cache_dirty_runs (e->cache, blk, max_blocks, &run, 1) == 0)
+  if (cache_dirty_runs (e->cache, blk, max_blocks, UINT64_MAX, &run, 1) == 0)
     return 1;
   r = writeback_run (e, run.start, run.count);
   return r < 0 ? r : 1;
@@ -481,7 +535,8 @@ reserve_block (struct engine *e, struct cache_block **bp)
           uint64_t victim;
           struct cache_run run;
           if (cache_pick_victim (e->cache, &victim) == 0
-              && cache_dirty_runs (e->cache, victim, VICTIM_BLOCKS, &run, 1))
+              && cache_dirty_runs (e->cache, victim, VICTIM_BLOCKS, UINT64_MAX,
+                                   &run, 1))
             {
               r = writeback_run (e, run.start, run.count);
               if (r < 0)
@@ -1080,7 +1135,7 @@ engine_flush (struct engine *e)
 
   bump (&e->flushes);
   if (e->cache)
-    writeback_all (e);
+    writeback_all (e, cache_clock ());
   ordered_wait_all (e->oq);
   r = ordered_take_error (e->oq);
   r2 = group_commit (e, ordered_stamp (e->oq));
@@ -1111,7 +1166,7 @@ overlay_dirty (void *opaque, uint64_t offset, uint64_t length, bool hole)
     {
       struct cache_run run;
       uint64_t first = offset / B;
-      if (cache_dirty_runs (e->cache, first, UINT64_MAX, &run, 1) == 0
+      if (cache_dirty_runs (e->cache, first, UINT64_MAX, UINT64_MAX, &run, 1) == 0
           || run.start * B >= end)
         return x->add (x->opaque, offset, end - offset, true);
       uint64_t dstart = run.start * B > offset ? run.start * B : offset;
@@ -1254,7 +1309,7 @@ engine_set_cache_size (struct engine *e, uint64_t cache_size)
    * evict again; nothing dirty is ever dropped. */
   for (int tries = 0; excess > 0 && tries < 3; tries++)
     {
-      r = writeback_all (e);
+      r = writeback_all (e, UINT64_MAX);
       if (r < 0)
         return r;
       excess = cache_resize (e->cache, cache_size);

@@ -10,8 +10,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libaio.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +240,165 @@ store_write (struct store *st, const void *buf, size_t count,
     }
   free (bounce);
   return r;
+}
+
+/* Writes in flight per AIO context. */
+#define AIO_DEPTH 64
+
+/* An AIO context, used by one store_write_batch at a time. */
+struct aio_ctx
+{
+  io_context_t ctx;
+  struct aio_ctx *next;
+};
+
+/* The store's idle contexts, made on first need: as many as batches have
+ * run at once. */
+struct store_aio
+{
+  pthread_mutex_t lock;
+  struct aio_ctx *idle;
+  bool unavailable;     /* io_setup is refused here: write one by one */
+};
+
+/* An idle context, or a new one; NULL when AIO cannot be used now. */
+static struct aio_ctx *
+aio_get (struct store *st)
+{
+  struct store_aio *pool = st->aio;
+  struct aio_ctx *a;
+  int r;
+
+  pthread_mutex_lock (&pool->lock);
+  a = pool->unavailable ? NULL : pool->idle;
+  if (a)
+    pool->idle = a->next;
+  pthread_mutex_unlock (&pool->lock);
+  if (a || pool->unavailable)
+    return a;
+
+  a = calloc (1, sizeof *a);
+  if (a == NULL)
+    return NULL;
+  r = io_setup (AIO_DEPTH, &a->ctx);
+  if (r < 0)
+    {
+      free (a);
+      /* EAGAIN (fs.aio-max-nr reached) may pass; the others will not. */
+      if (r != -EAGAIN)
+        {
+          pthread_mutex_lock (&pool->lock);
+          pool->unavailable = true;
+          pthread_mutex_unlock (&pool->lock);
+        }
+      return NULL;
+    }
+  return a;
+}
+
+static void
+aio_put (struct store *st, struct aio_ctx *a)
+{
+  pthread_mutex_lock (&st->aio->lock);
+  a->next = st->aio->idle;
+  st->aio->idle = a;
+  pthread_mutex_unlock (&st->aio->lock);
+}
+
+/* Whether IO can go to the O_DIRECT descriptor as it is. */
+static bool
+aio_eligible (const struct store *st, const struct store_io *io)
+{
+  return st->direct && io->offset % st->align == 0
+         && io->count % st->align == 0 && io->count <= st->body
+         && io->offset <= st->body - io->count
+         && (uintptr_t) io->buf % st->mem_align == 0;
+}
+
+/* Submit the N writes of CBS (all eligible) on A and wait for them all. */
+static void
+aio_write_chunk (struct store *st, struct aio_ctx *a, struct iocb **cbs,
+                 size_t n)
+{
+  struct io_event events[AIO_DEPTH];
+  size_t submitted = 0, done = 0;
+
+  while (submitted < n)
+    {
+      int r = io_submit (a->ctx, n - submitted, cbs + submitted);
+      if (r == -EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      submitted += r;
+    }
+  /* What the kernel would not take is written here and now. */
+  for (size_t i = submitted; i < n; i++)
+    {
+      struct store_io *io = cbs[i]->data;
+      io->result = store_write (st, io->buf, io->count, io->offset, false);
+    }
+  while (done < submitted)
+    {
+      int r = io_getevents (a->ctx, 1, submitted - done, events, NULL);
+      if (r == -EINTR)
+        continue;
+      if (r < 0)
+        abort (); /* only a bad context or buffer: a bug here */
+      for (int i = 0; i < r; i++)
+        {
+          struct store_io *io = events[i].data;
+          long res = (long) events[i].res;
+          if (res < 0)
+            io->result = res;
+          else if ((size_t) res < io->count)
+            /* Short: the rest, or its error, the slow way. */
+            io->result = full_pwrite (st->fd, (const char *) io->buf + res,
+                                      io->count - res, io->offset + res,
+                                      false);
+          else
+            io->result = 0;
+        }
+      done += r;
+    }
+}
+
+int
+store_write_batch (struct store *st, struct store_io *ios, size_t n)
+{
+  struct aio_ctx *a = NULL;
+  struct iocb cb[AIO_DEPTH], *cbs[AIO_DEPTH];
+  size_t k = 0;
+  int err = 0;
+
+  if (st->direct && !st->readonly && n > 1)
+    a = aio_get (st);
+  for (size_t i = 0; i < n; i++)
+    {
+      struct store_io *io = &ios[i];
+      if (a == NULL || !aio_eligible (st, io))
+        {
+          io->result = store_write (st, io->buf, io->count, io->offset,
+                                    false);
+          continue;
+        }
+      io_prep_pwrite (&cb[k], st->fd, (void *) io->buf, io->count,
+                      io->offset);
+      cb[k].data = io;
+      cbs[k] = &cb[k];
+      if (++k == AIO_DEPTH)
+        {
+          aio_write_chunk (st, a, cbs, k);
+          k = 0;
+        }
+    }
+  if (k > 0)
+    aio_write_chunk (st, a, cbs, k);
+  if (a)
+    aio_put (st, a);
+  for (size_t i = 0; i < n && err == 0; i++)
+    err = ios[i].result;
+  return err;
 }
 
 int
@@ -497,6 +658,14 @@ store_open (const char *path, bool readonly, enum store_direct mode,
     }
   st->fd = st->bfd = -1;
   st->readonly = readonly;
+  st->aio = calloc (1, sizeof *st->aio);
+  if (st->aio == NULL)
+    {
+      free (st);
+      snprintf (err, errlen, "out of memory");
+      return -ENOMEM;
+    }
+  pthread_mutex_init (&st->aio->lock, NULL);
   if (stat (path, &sb) == -1)
     {
       r = -errno;
@@ -573,5 +742,14 @@ store_close (struct store *st)
     close (st->fd);
   if (st->bfd >= 0)
     close (st->bfd);
+  while (st->aio->idle)
+    {
+      struct aio_ctx *a = st->aio->idle;
+      st->aio->idle = a->next;
+      io_destroy (a->ctx);
+      free (a);
+    }
+  pthread_mutex_destroy (&st->aio->lock);
+  free (st->aio);
   free (st);
 }

@@ -39,6 +39,7 @@ struct store
   bool is_block;       /* a block device, not a regular file */
   bool is_rotational;
   bool can_punch;      /* holes can be punched (trim, fast zero) */
+  struct store_aio *aio; /* AIO contexts for store_write_batch */
 };
 
 /* Open PATH, a regular file or a block device, read-only if READONLY.
@@ -70,6 +71,24 @@ int store_read (struct store *st, void *buf, size_t count, uint64_t offset);
  * Returns 0 or a negative errno. */
 int store_write (struct store *st, const void *buf, size_t count,
                  uint64_t offset, bool fua);
+
+/* One write of a batch: BUF, COUNT and OFFSET as for store_write;
+ * store_write_batch sets RESULT to 0 or a negative errno. */
+struct store_io
+{
+  const void *buf;
+  size_t count;
+  uint64_t offset;
+  int result;
+};
+
+/* Do the N writes of IOS, which must not overlap, as store_write would
+ * without FUA, in any order.  On an O_DIRECT store the aligned ones are
+ * submitted together (Linux AIO, up to 64 in flight): one system call
+ * queues them all and the disk sees them at once.  The rest, and all of
+ * them where AIO is not available, are written one after another.
+ * Returns 0, or the first negative errno among the RESULTs. */
+int store_write_batch (struct store *st, struct store_io *ios, size_t n);
 
 /* Make every completed write durable (fdatasync).  Returns 0 or -errno. */
 int store_sync (struct store *st);

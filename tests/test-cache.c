@@ -262,7 +262,7 @@ assert_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
   struct cache_run runs[16];
   size_t n, i;
 
-  n = cache_dirty_runs (c, from, max_blocks, runs, max_runs);
+  n = cache_dirty_runs (c, from, max_blocks, UINT64_MAX, runs, max_runs);
   cr_assert_eq (n, nr_want, "from %lu: %zu runs, want %zu", (unsigned long)from,
                 n, nr_want);
   for (i = 0; i < n; i++)
@@ -339,7 +339,7 @@ Test (cache, dirty_runs_match_brute_force)
           dirty[k] = !dirty[k];
         }
       from = rand_r (&seed) % N;
-      n = cache_dirty_runs (c, from, N, runs, N);
+      n = cache_dirty_runs (c, from, N, UINT64_MAX, runs, N);
       expect = from;
       for (r = 0; r < n; r++)
         {
@@ -368,6 +368,52 @@ Test (cache, dirty_runs_match_brute_force)
   cache_free (c);
 }
 
+/* A flush asks only for the blocks dirtied before it began: blocks
+ * dirtied later are left out and split the runs around them; a DIRTY block
+ * written again keeps its time, a redirtied one in WRITEBACK gets a new
+ * one. */
+Test (cache, dirty_runs_dirtied_by)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b[6];
+  struct cache_run runs[4];
+  uint64_t before;
+
+  for (unsigned i = 0; i < 6; i++)
+    b[i] = insert (c, i);
+  cr_assert_eq (cache_mark_dirty (c, b[0]), 0);
+  cr_assert_eq (cache_mark_dirty (c, b[1]), 0);
+  cr_assert_eq (cache_mark_dirty (c, b[3]), 0);
+  cr_assert_eq (cache_start_writeback (c, b[3]), 0);
+  cr_assert_eq (cache_mark_dirty (c, b[4]), 0);
+  before = cache_clock ();
+  while (cache_clock () == before)
+    ;
+  cr_assert_eq (cache_mark_dirty (c, b[2]), 0);  /* after: left out */
+  cr_assert_eq (cache_mark_dirty (c, b[0]), 0);  /* again: keeps its time */
+  cr_assert_eq (cache_mark_dirty (c, b[3]), 0);  /* redirtied: after */
+  cr_assert_eq (cache_mark_dirty (c, b[5]), 0);  /* after */
+
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, before, runs, 4), 2);
+  cr_assert_eq (runs[0].start, 0);
+  cr_assert_eq (runs[0].count, 2);
+  cr_assert_eq (runs[1].start, 4);
+  cr_assert_eq (runs[1].count, 1);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, runs, 4), 1);
+  cr_assert_eq (runs[0].count, 6);
+  /* Written back and dirtied again later, block 1 is left out too. */
+  cr_assert_eq (cache_start_writeback (c, b[1]), 0);
+  cr_assert_eq (cache_end_writeback (c, b[1], 0), CACHE_CLEAN);
+  cr_assert_eq (cache_mark_dirty (c, b[1]), 0);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, before, runs, 4), 2);
+  cr_assert_eq (runs[0].start, 0);
+  cr_assert_eq (runs[0].count, 1);
+  cr_assert_eq (cache_end_writeback (c, b[3], 0), CACHE_DIRTY);
+  for (unsigned i = 0; i < 6; i++)
+    cache_unpin (c, b[i]);
+  cache_free (c);
+}
+
 Test (cache, redirty_during_writeback_stays_dirty)
 {
   struct cache *c = new_cache (8);
@@ -380,24 +426,24 @@ Test (cache, redirty_during_writeback_stays_dirty)
   cr_assert_eq (cache_start_writeback (c, b), 0);
   cr_assert_eq (cache_block_state (c, b), CACHE_WRITEBACK);
   cr_assert_eq (cache_start_writeback (c, b), -EBUSY);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 0);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 0);
 
   /* A write lands while the writeback is in flight. */
   cr_assert_eq (cache_mark_dirty (c, b), 0);
   cr_assert_eq (cache_block_state (c, b), CACHE_WRITEBACK);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 1);
   cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_DIRTY);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 1);
 
   /* A failed writeback keeps the data dirty. */
   cr_assert_eq (cache_start_writeback (c, b), 0);
   cr_assert_eq (cache_end_writeback (c, b, -EIO), CACHE_DIRTY);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 1);
   cr_assert_eq (stats (c).dirty_bytes, BS);
 
   cr_assert_eq (cache_start_writeback (c, b), 0);
   cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 0);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 0);
   cr_assert_eq (stats (c).dirty_bytes, 0);
   cr_assert_eq (stats (c).peak_dirty_bytes, BS);
   cache_unpin (c, b);
@@ -462,7 +508,7 @@ Test (cache, drop_range_keeps_dirty_unless_overwritten)
   cr_assert_eq (cache_drop_range (c, 4, 4, true), 0);
   cr_assert_null (cache_peek (c, 4));
   cr_assert_eq (stats (c).dirty_bytes, BS);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 1);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 1);
   cr_assert_eq (run.start, 3);
 
   /* A range wider than the cache walks the FIFOs instead. */
@@ -473,7 +519,7 @@ Test (cache, drop_range_keeps_dirty_unless_overwritten)
   cr_assert_eq (cache_drop_range (c, 0, UINT64_MAX, true), 0);
   cr_assert_eq (stats (c).blocks, 0);
   cr_assert_eq (stats (c).dirty_bytes, 0);
-  cr_assert_eq (cache_dirty_runs (c, 0, 10, &run, 1), 0);
+  cr_assert_eq (cache_dirty_runs (c, 0, 10, UINT64_MAX, &run, 1), 0);
   cr_assert_eq (cache_drop_range (c, 5, 4, true), 0);
   cache_free (c);
 }
@@ -767,7 +813,7 @@ st_writeback (struct stress *s, unsigned *seed)
   uint64_t bn, v;
   int err;
 
-  n = cache_dirty_runs (s->c, rand_r (seed) % ST_BLOCKS, 8, runs, 2);
+  n = cache_dirty_runs (s->c, rand_r (seed) % ST_BLOCKS, 8, UINT64_MAX, runs, 2);
   for (r = 0; r < n; r++)
     for (bn = runs[r].start; bn < runs[r].start + runs[r].count; bn++)
       {
@@ -888,7 +934,7 @@ Test (cache, stress_coherence, .timeout = 60)
         cr_assert_eq (atomic_load (&s.disk[bn]), s.latest[bn]);
       cache_unpin (s.c, b);
     }
-  n = cache_dirty_runs (s.c, 0, ST_BLOCKS, runs, ST_BLOCKS);
+  n = cache_dirty_runs (s.c, 0, ST_BLOCKS, UINT64_MAX, runs, ST_BLOCKS);
   for (r = 0; r < n; r++)
     dirty_in_runs += runs[r].count;
   cr_assert_eq (dirty_in_runs, nr_dirty);

@@ -4,7 +4,8 @@
 # disagrees with the disk: a DIRTY block it overlaps keeps its bytes, and
 # its next writeback puts them back over the part that landed.  Reads
 # before and after the cache is dropped return the same bytes, which are
-# the disk's.
+# the disk's.  A flush reports the failure of that writeback, and the next
+# one, once there is room, succeeds.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 [ "$(id -u)" = 0 ] || { echo "needs root to mount a small tmpfs"; exit 77; }
@@ -53,9 +54,22 @@ open("'"$TESTDIR"'/before", "wb").write(h.pread(8192, 16384))
 cmp <(dd if="$disk" bs=4096 skip=4 count=1 status=none) \
     <(head -c 4096 /dev/zero | tr '\0' '\253')
 
+# The writeback must now put back 16K..24K, where the disk is still full:
+# the flush fails, and the block stays dirty.
+nbdsh -u "$URI" -c '
+import nbd
+try:
+    h.flush()
+    raise AssertionError("a flush whose writeback failed succeeded")
+except nbd.Error as e:
+    print("flush failed as expected:", e)
+'
+[ "$(stat_of writeback_errors)" -ge 1 ]
+[ "$(stat_of dirty_bytes)" -gt 0 ]
+
 rm "$mnt/fill"
-"$CTL" -s "$ctl" flush
-[ "$(stat_of writeback_errors)" = 0 ]
+nbdsh -u "$URI" -c 'h.flush()'
+[ "$(stat_of dirty_bytes)" = 0 ]
 "$CTL" -s "$ctl" drop-clean
 nbdsh -u "$URI" -c '
 open("'"$TESTDIR"'/after", "wb").write(h.pread(8192, 16384))

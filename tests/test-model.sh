@@ -1,15 +1,18 @@
 #!/bin/bash
-# The Promela model of the engine's coherence protocol
-# (server/model/blkcache.pml, see server/model/README): spin must find no
-# error in the model of the engine as it is, a stale read in each of the
-# two seeded mutants, a deadlock in the third, and a CLEAN block that
-# differs from the disk in the bug that commit 49a81d0 fixed.  Bounded so
+# The Promela models of the engine (server/model/README): spin must find
+# no error in the model of the engine's coherence protocol as it is
+# (blkcache.pml), a stale read in each of the two seeded mutants, a
+# deadlock in the third, and a CLEAN block that differs from the disk in
+# the bug that commit 49a81d0 fixed; and no deadlock in the model of
+# batched writeback's lock ordering (batch.pml), but one when a flush
+# takes its runs in descending order.  Bounded so
 # that it takes well under a minute on two cores; BLKCACHE_MODEL_FULL=1
 # adds larger configurations (server/model/README has the figures).
 . "${top_srcdir:-..}/tests/functions.sh"
 requires spin gcc
 
-model="$(cd "${top_srcdir:-..}/server/model" && pwd)/blkcache.pml"
+models="$(cd "${top_srcdir:-..}/server/model" && pwd)"
+model="$models/blkcache.pml"
 [ -r "$model" ] || { echo "$0: $model not found"; exit 1; }
 
 # A pan that stops rather than swap; COLLAPSE takes about 40% less memory.
@@ -17,7 +20,8 @@ model="$(cd "${top_srcdir:-..}/server/model" && pwd)/blkcache.pml"
 # found in a few seconds, get -O0.
 PAN_CFLAGS="-DSAFETY -DCOLLAPSE -DMEMLIM=${BLKCACHE_MODEL_MEMLIM:-3072} -w"
 
-# verify NAME EXPECT FLAGS...: spin -a with FLAGS, build pan, run it.
+# verify NAME EXPECT FLAGS...: spin -a with FLAGS on $model, build pan,
+# run it.
 # EXPECT is "none" (a complete search with no error), "stale" (a stale
 # read found), "deadlock" (an invalid end state found) or "incoherent"
 # (invariant 2 broken: a CLEAN block that differs from the disk).
@@ -28,8 +32,9 @@ verify ()
   mkdir "$dir"
   (
     cd "$dir" || exit 1
-    cp "$model" blkcache.pml
-    spin -a "$@" blkcache.pml >spin.log 2>&1 || { cat spin.log; exit 1; }
+    pml=$(basename "$model")
+    cp "$model" "$pml"
+    spin -a "$@" "$pml" >spin.log 2>&1 || { cat spin.log; exit 1; }
     opt=-O1
     [ "$expect" = none ] || opt=-O0
     # shellcheck disable=SC2086
@@ -49,7 +54,7 @@ verify ()
         if [ "$errors" != 0 ]; then
           echo "$0: $name: spin found an error in the model of the engine"
           cat pan.log
-          spin -t -p "$@" blkcache.pml | tail -n 200
+          spin -t -p "$@" "$pml" | tail -n 200
           exit 1
         fi
         ;;
@@ -99,6 +104,9 @@ verify ()
   verify engine-dirty none -DNB=2 -DNREADERS=2 -DALLOC_FAIL -DINIT_DIRTY
   verify engine-sectors-dio-err none -DNB=2 -DSECTOR_BYTES=1 -DD1_BYTE1 \
     -DNREADERS=2 -DALLOC_FAIL -DDIO_ERR -DD1_ZERO
+  # Batched writeback: two flushes, a direct write and a cached write
+  # over four blocks; runs taken in ascending order never deadlock.
+  model="$models/batch.pml" verify batch none
 ) >"$TESTDIR/lane1.log" 2>&1 &
 lane1=$!
 (
@@ -129,6 +137,10 @@ verify drop-before-lock-race stale -DNB=1 -DNREADERS=2 -DSTALE_ONLY \
 # holding the range it needs deadlocks.
 verify wait-locked deadlock -DNB=2 -DNREADERS=2 -DINIT_DIRTY \
   -DSEED_BUG_WAIT_LOCKED
+
+# A flush taking its runs in descending order while another takes them
+# in ascending order deadlocks: the batch model's check is not vacuous.
+model="$models/batch.pml" verify batch-descending deadlock -DDESCENDING
 
 # The engine before commit 49a81d0: a failed direct write leaves a DIRTY
 # block's dirty mask alone, and its writeback turns it CLEAN while the
