@@ -11,19 +11,26 @@
 # writethrough cache, which sends every write with FUA).  Before the workloads of a server, the region is written once and
 # read once, so that the data is hot in every cache.
 #
-# Prints a table of absolute figures and of ratios to nbdkit memory and to
-# nbdkit file, and writes it as Markdown, with the raw results and a gnuplot
-# chart, under tests/results/ (git ignores it).
+# The servers take turns, for BENCH_ROUNDS rounds: each figure is the
+# median of its rounds, so that a burst of load on the machine during one
+# run does not decide a ratio.  Prints a table of those medians and of
+# ratios to nbdkit memory and to nbdkit file, and writes it as Markdown,
+# with the raw results of every round and a gnuplot chart, under
+# tests/results/ (git ignores it).  The table also gives the writes per
+# flush each tool actually sent: fio's --fsync=N with a queue depth above
+# 1 sends a flush for every request it issues while its write count is a
+# multiple of N, so at QD16 it flushes far more often than every N writes.
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 5),
-# BENCH_SIZE (disk and region size, default 256M), BENCH_SERVERS (a subset of
-# the server names below).
+# BENCH_ROUNDS (default 3), BENCH_SIZE (disk and region size, default
+# 256M), BENCH_SERVERS (a subset of the server names below).
 set -e
 set -u
 
 : "${top_builddir:=..}"
 top_builddir="$(cd "$top_builddir" && pwd)"
 seconds="${BENCH_SECONDS:-5}"
+rounds="${BENCH_ROUNDS:-3}"
 size="${BENCH_SIZE:-256M}"
 plugin="$top_builddir/plugin/.libs/nbdkit-blkcache-plugin.so"
 bench="$top_builddir/client/blkcache-bench"
@@ -51,7 +58,7 @@ sock="$work/sock"
 uri="nbd+unix:///?socket=$sock"
 truncate -s "$size" "$disk"
 raw="$results/raw.tsv"
-printf 'server\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\n' >"$raw"
+printf 'round\tserver\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\twrites_per_flush\n' >"$raw"
 
 # The workloads: name, blkcache-bench arguments, fio arguments ("-": none).
 workloads=(
@@ -95,13 +102,16 @@ run_bench ()
   # shellcheck disable=SC2086
   "$bench" --json --seconds "$seconds" --warmup 1 $args "$uri" \
     >"$results/$server.$name.bench.json"
-  python3 - "$results/$server.$name.bench.json" "$server" "$name" >>"$raw" <<'EOF'
+  python3 - "$results/$server.$name.bench.json" "$round" "$server" "$name" \
+    >>"$raw" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 l = d["latency"]
-print("\t".join([sys.argv[2], "blkcache-bench", sys.argv[3],
+wpf = ("%.1f" % (d["write"]["ops"] / d["flush"]["ops"])
+       if d["flush"]["ops"] else "-")
+print("\t".join([sys.argv[2], sys.argv[3], "blkcache-bench", sys.argv[4],
                  "%.0f" % d["iops"], "%.1f" % d["mib_per_s"],
-                 "%.1f" % l["p50_us"], "%.1f" % l["p99_us"]]))
+                 "%.1f" % l["p50_us"], "%.1f" % l["p99_us"], wpf]))
 EOF
 }
 
@@ -113,9 +123,9 @@ run_qemu_img_bench ()
   secs=$(qemu-img bench -f raw -w -t writethrough -c "$count" -d 16 -s 4k \
            -S 4k "$uri" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
   [ -n "$secs" ] || return 0
-  awk -v s="$server" -v c="$count" -v t="$secs" 'BEGIN {
-    printf "%s\tqemu-img\t4k-fua-write-qd16\t%.0f\t%.1f\t-\t-\n",
-      s, c / t, c * 4 / 1024 / t }' >>"$raw"
+  awk -v r="$round" -v s="$server" -v c="$count" -v t="$secs" 'BEGIN {
+    printf "%s\t%s\tqemu-img\t4k-fua-write-qd16\t%.0f\t%.1f\t-\t-\t-\n",
+      r, s, c / t, c * 4 / 1024 / t }' >>"$raw"
 }
 
 run_fio ()
@@ -126,62 +136,83 @@ run_fio ()
   fio --name="$name" --ioengine=nbd --uri="$uri" --iodepth=16 --numjobs=4 \
     --time_based --ramp_time=1 --runtime="$seconds" --group_reporting \
     --output-format=json --output="$out" $args >/dev/null
-  python3 - "$out" "$server" "$name" >>"$raw" <<'EOF'
+  python3 - "$out" "$round" "$server" "$name" >>"$raw" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
+syncs = j["sync"]["total_ios"] if "sync" in j else 0
 iops = j["read"]["iops"] + j["write"]["iops"]
 bw = (j["read"]["bw"] + j["write"]["bw"]) / 1024
 def pct(p):
     vals = [j[d]["clat_ns"]["percentile"][p] for d in ("read", "write")
             if j[d]["total_ios"] > 0]
     return max(vals) / 1000 if vals else 0
-print("\t".join([sys.argv[2], "fio", sys.argv[3], "%.0f" % iops,
-                 "%.1f" % bw, "%.1f" % pct("50.000000"),
-                 "%.1f" % pct("99.000000")]))
+wpf = "%.1f" % (j["write"]["total_ios"] / syncs) if syncs else "-"
+print("\t".join([sys.argv[2], sys.argv[3], "fio", sys.argv[4],
+                 "%.0f" % iops, "%.1f" % bw, "%.1f" % pct("50.000000"),
+                 "%.1f" % pct("99.000000"), wpf]))
 EOF
 }
 
-for server in $servers; do
-  echo "== $server"
-  if ! start_server "$server"; then
-    echo "   skipped"
-    continue
-  fi
-  "$bench" --prefill --seconds 1 seqread -b 1M "$uri" >/dev/null
-  for w in "${workloads[@]}"; do
-    IFS='|' read -r name bargs fargs <<<"$w"
-    run_bench "$server" "$name" "$bargs"
-    if [ "$fargs" != "-" ]; then run_fio "$server" "$name" "$fargs"; fi
-    awk -F'\t' -v s="$server" -v n="$name" '$1 == s && $3 == n {
-      printf "   %-18s %-15s %10s IOPS %9s MiB/s\n", $3, $2, $4, $5 }' "$raw"
+for round in $(seq 1 "$rounds"); do
+  for server in $servers; do
+    echo "== round $round/$rounds: $server"
+    if ! start_server "$server"; then
+      echo "   skipped"
+      continue
+    fi
+    "$bench" --prefill --seconds 1 seqread -b 1M "$uri" >/dev/null
+    for w in "${workloads[@]}"; do
+      IFS='|' read -r name bargs fargs <<<"$w"
+      run_bench "$server" "$name" "$bargs"
+      if [ "$fargs" != "-" ]; then run_fio "$server" "$name" "$fargs"; fi
+      awk -F'\t' -v r="$round" -v s="$server" -v n="$name" '
+        $1 == r && $2 == s && $4 == n {
+          printf "   %-18s %-15s %10s IOPS %9s MiB/s\n", $4, $3, $5, $6 }' \
+        "$raw"
+    done
+    run_qemu_img_bench "$server"
+    stop_server
   done
-  run_qemu_img_bench "$server"
-  stop_server
 done
 
-python3 - "$raw" "$results" "$seconds" "$size" <<'EOF'
-import sys
-raw, results, seconds, size = sys.argv[1:5]
+python3 - "$raw" "$results" "$seconds" "$size" "$rounds" <<'EOF'
+import statistics, sys
+raw, results, seconds, size, rounds = sys.argv[1:6]
 rows = [l.rstrip("\n").split("\t") for l in open(raw)][1:]
-data = {(r[0], r[1], r[2]): r for r in rows}
-servers = list(dict.fromkeys(r[0] for r in rows))
-keys = list(dict.fromkeys((r[1], r[2]) for r in rows))
+servers = list(dict.fromkeys(r[1] for r in rows))
+keys = list(dict.fromkeys((r[2], r[3]) for r in rows))
+
+# One row per (server, tool, workload): the median of each column over
+# the rounds ("-" where there is no figure).
+def median(vals):
+    nums = [float(v) for v in vals if v != "-"]
+    return statistics.median(nums) if nums else None
+data = {}
+for s in servers:
+    for tool, work in keys:
+        runs = [r for r in rows if r[1:4] == [s, tool, work]]
+        if runs:
+            data[(s, tool, work)] = [s, tool, work] + [
+                median(r[i] for r in runs) for i in range(4, 9)]
+def fmt(v, digits):
+    return "-" if v is None else "%.*f" % (digits, v)
 
 def ratio(tool, work, server, base):
     b = data.get((base, tool, work))
     v = data.get((server, tool, work))
-    if not b or not v or float(b[3]) == 0:
+    if not b or not v or not b[3]:
         return "-"
-    return "%.2f" % (float(v[3]) / float(b[3]))
+    return "%.2f" % (v[3] / b[3])
 
 head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
-        "x memory", "x file"]
+        "writes/flush", "x memory", "x file"]
 table = []
 for tool, work in keys:
     for s in servers:
         r = data.get((s, tool, work))
         if r:
-            table.append([work, tool, s, r[3], r[4], r[5], r[6],
+            table.append([work, tool, s, fmt(r[3], 0), fmt(r[4], 1),
+                          fmt(r[5], 1), fmt(r[6], 1), fmt(r[7], 1),
                           ratio(tool, work, s, "memory"),
                           ratio(tool, work, s, "file")])
 
@@ -196,7 +227,9 @@ for t in table:
 
 with open(results + "/results.md", "w") as f:
     f.write("# blkcache benchmark\n\n%s s per run, %s disk, 4 connections "
-            "x 16 requests unless stated.\n\n" % (seconds, size))
+            "x 16 requests unless stated; each figure is the median of %s "
+            "rounds (raw.tsv has every round).\n\n"
+            % (seconds, size, rounds))
     f.write("| " + " | ".join(head) + " |\n")
     f.write("|" + "|".join("---" if i < 3 else "---:"
                            for i in range(len(head))) + "|\n")
