@@ -1131,15 +1131,17 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
 int
 engine_flush (struct engine *e)
 {
-  int r = 0, r2;
+  int wb = 0, r, r2;
 
   bump (&e->flushes);
+  /* Its own writeback's error too: one that stopped a batch before its
+   * extents were added (ENOMEM) is not in the queue. */
   if (e->cache)
-    writeback_all (e, cache_clock ());
+    wb = writeback_all (e, cache_clock ());
   ordered_wait_all (e->oq);
   r = ordered_take_error (e->oq);
   r2 = group_commit (e, ordered_stamp (e->oq));
-  return r < 0 ? r : r2;
+  return wb < 0 ? wb : r < 0 ? r : r2;
 }
 
 /* --- block status ---------------------------------------------------- */
