@@ -8,8 +8,11 @@
 # read hot, 4 KiB 70/30 random read/write with a flush every 64 writes, and
 # 4 KiB random writes half of them FUA (fio cannot send FUA: blkcache-bench
 # only), and 4 KiB writes all FUA at queue depth 16 (qemu-img bench with a
-# writethrough cache, which sends every write with FUA).  Before the workloads of a server, the region is written once and
-# read once, so that the data is hot in every cache.
+# writethrough cache, which sends every write with FUA).  Before the
+# workloads of a server, the region is written once and read once, so that
+# the data is hot in every cache; after each workload a flush, so that the
+# next one does not start with the dirty data of the last (the half-FUA
+# workload leaves the cache of blkcache cache=writeback full of it).
 #
 # The servers take turns, for BENCH_ROUNDS rounds: each figure is the
 # median of its rounds, so that a burst of load on the machine during one
@@ -37,7 +40,7 @@ bench="$top_builddir/client/blkcache-bench"
 servers="${BENCH_SERVERS:-memory file file+cache qemu-nbd blkcache-none blkcache-writethrough blkcache-writeback}"
 
 export PATH="/usr/bin:$PATH"
-for tool in nbdkit fio python3; do
+for tool in nbdkit fio python3 nbdsh; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is needed"; exit 1; }
 done
 
@@ -94,6 +97,12 @@ stop_server ()
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || :
   server_pid=""
+}
+
+# A flush, so that the next workload starts with nothing dirty.
+settle ()
+{
+  nbdsh -u "$uri" -c 'h.flush()'
 }
 
 run_bench ()
@@ -164,7 +173,8 @@ for round in $(seq 1 "$rounds"); do
     for w in "${workloads[@]}"; do
       IFS='|' read -r name bargs fargs <<<"$w"
       run_bench "$server" "$name" "$bargs"
-      if [ "$fargs" != "-" ]; then run_fio "$server" "$name" "$fargs"; fi
+      settle
+      if [ "$fargs" != "-" ]; then run_fio "$server" "$name" "$fargs"; settle; fi
       awk -F'\t' -v r="$round" -v s="$server" -v n="$name" '
         $1 == r && $2 == s && $4 == n {
           printf "   %-18s %-15s %10s IOPS %9s MiB/s\n", $4, $3, $5, $6 }' \
