@@ -29,10 +29,16 @@
  * before it.  Syncs are serialised and numbered (generations); a caller
  * needs the first generation that starts after its stamp, and either finds
  * it running, waits for the current one to end and then runs it, or joins
- * someone else who does.
+ * someone else who does.  Callers sleep on the condition variable of their
+ * generation's parity: the end of a sync wakes the callers it served and
+ * one caller of the next generation, to run it, and no one else (with one
+ * condition variable, every FUA write in flight woke at every sync).
  *
- * Locking: q->lock is a leaf.  Nothing here calls out with it held, except
- * that ordered_sync drops it around the caller's sync function.
+ * Locking: group commit has its own mutex, sync_lock, so its sleepers and
+ * wakers do not contend with the extents' q->lock; sync_lock is taken
+ * before q->lock, never after.  Nothing here calls out with a lock held,
+ * except that ordered_sync drops sync_lock around the caller's sync
+ * function.
  */
 
 #include <config.h>
@@ -74,8 +80,10 @@ struct ordered_queue
   uint64_t stamp;  /* completions so far */
   int first_error; /* of a writeback, since the last ordered_take_error */
 
-  /* Group commit. */
-  pthread_cond_t sync_done;
+  /* Group commit, under sync_lock. */
+  pthread_mutex_t sync_lock;
+  pthread_cond_t sync_cond[2]; /* callers of even and odd generations */
+  uint64_t syncs, sync_callers; /* the stats' counters */
   bool sync_running;
   uint64_t sync_stamp;  /* stamp the running (or last) sync started at */
   uint64_t started_gen; /* generation of the latest sync started */
@@ -175,7 +183,9 @@ ordered_queue_new (void)
     return NULL;
   avl_init (&q->tree, update_max_end);
   pthread_mutex_init (&q->lock, NULL);
-  pthread_cond_init (&q->sync_done, NULL);
+  pthread_mutex_init (&q->sync_lock, NULL);
+  pthread_cond_init (&q->sync_cond[0], NULL);
+  pthread_cond_init (&q->sync_cond[1], NULL);
   return q;
 }
 
@@ -184,7 +194,9 @@ ordered_queue_free (struct ordered_queue *q)
 {
   if (q == NULL)
     return;
-  pthread_cond_destroy (&q->sync_done);
+  pthread_cond_destroy (&q->sync_cond[0]);
+  pthread_cond_destroy (&q->sync_cond[1]);
+  pthread_mutex_destroy (&q->sync_lock);
   pthread_mutex_destroy (&q->lock);
   free (q);
 }
@@ -328,8 +340,8 @@ ordered_sync (struct ordered_queue *q, uint64_t stamp,
   uint64_t gen;
   int err;
 
-  pthread_mutex_lock (&q->lock);
-  q->stats.sync_callers++;
+  pthread_mutex_lock (&q->sync_lock);
+  q->sync_callers++;
   /* The sync this caller needs: the running or last one if it started at or
    * after STAMP, else the next one to start (which starts after STAMP,
    * since the completion stamped STAMP has already happened). */
@@ -342,18 +354,18 @@ ordered_sync (struct ordered_queue *q, uint64_t stamp,
     {
       if (q->sync_running)
         {
-          pthread_cond_wait (&q->sync_done, &q->lock);
+          pthread_cond_wait (&q->sync_cond[gen & 1], &q->sync_lock);
           continue;
         }
       /* No sync is running, so started_gen == done_gen < gen, and the next
        * generation is exactly the one this caller needs. */
       q->sync_running = true;
-      q->sync_stamp = q->stamp;
+      q->sync_stamp = ordered_stamp (q);
       q->started_gen++;
-      q->stats.syncs++;
-      pthread_mutex_unlock (&q->lock);
+      q->syncs++;
+      pthread_mutex_unlock (&q->sync_lock);
       err = sync (opaque);
-      pthread_mutex_lock (&q->lock);
+      pthread_mutex_lock (&q->sync_lock);
       q->sync_running = false;
       q->done_gen = q->started_gen;
       if (err)
@@ -361,10 +373,13 @@ ordered_sync (struct ordered_queue *q, uint64_t stamp,
           q->failed_gen = q->done_gen;
           q->failed_err = err;
         }
-      pthread_cond_broadcast (&q->sync_done);
+      /* The callers served; one of the next generation's, if any, runs
+       * it.  Nobody waits for a later one yet. */
+      pthread_cond_broadcast (&q->sync_cond[q->done_gen & 1]);
+      pthread_cond_signal (&q->sync_cond[(q->done_gen + 1) & 1]);
     }
   err = q->failed_gen >= gen ? q->failed_err : 0;
-  pthread_mutex_unlock (&q->lock);
+  pthread_mutex_unlock (&q->sync_lock);
   return err;
 }
 
@@ -374,4 +389,8 @@ ordered_get_stats (struct ordered_queue *q, struct ordered_stats *stats)
   pthread_mutex_lock (&q->lock);
   *stats = q->stats;
   pthread_mutex_unlock (&q->lock);
+  pthread_mutex_lock (&q->sync_lock);
+  stats->syncs = q->syncs;
+  stats->sync_callers = q->sync_callers;
+  pthread_mutex_unlock (&q->sync_lock);
 }
