@@ -251,17 +251,18 @@ group_commit (struct engine *e, uint64_t stamp)
 /* --- writeback ------------------------------------------------------- */
 
 /* Add to IOS (when not NULL) the writes of the parts of block B, in
- * writeback, written since its previous writeback (cache_writeback_mask),
- * each run of dirty 1/64ths rounded out to the store's alignment and
- * merged with the previous one where they meet: a 4K write into a 64K
- * block costs a 4K write back, not 64K.  The rest of the block equals the
- * disk.  Returns the number of writes. */
+ * writeback, written since its previous writeback (MASK, from
+ * cache_writeback_mask), each run of dirty 1/64ths rounded out to the
+ * store's alignment and merged with the previous one where they meet: a
+ * 4K write into a 64K block costs a 4K write back, not 64K.  The rest of
+ * the block equals the disk.  Returns the number of writes; it takes no
+ * lock, so counting first and filling after cost no more than arithmetic. */
 static size_t
-dirty_parts (struct engine *e, struct cache_block *b, struct store_io *ios)
+dirty_parts (struct engine *e, struct cache_block *b, uint64_t mask,
+             struct store_io *ios)
 {
   uint64_t B = e->cfg.block_size, g = B / 64;
   uint64_t blk = cache_block_number (b), len = block_len (e, blk);
-  uint64_t mask = cache_writeback_mask (e->cache, b);
   const char *data = cache_block_data (b);
   uint64_t prev_to = 0;
   size_t n = 0;
@@ -299,10 +300,18 @@ dirty_parts (struct engine *e, struct cache_block *b, struct store_io *ios)
   return n;
 }
 
+/* A block taken for writeback: pinned, in WRITEBACK. */
+struct wb_block
+{
+  struct cache_block *b;
+  uint64_t mask; /* its cache_writeback_mask */
+  size_t nios;   /* its writes in the batch (dirty_parts) */
+};
+
 /* A run of blocks taken for writeback. */
 struct wb_run
 {
-  struct cache_block **blocks; /* pinned, in WRITEBACK */
+  struct wb_block *blocks;
   uint64_t nr;
   struct ordered_extent *oe;
 };
@@ -331,7 +340,9 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n,
       if (b == NULL)
         continue;
       if (cache_start_writeback (e->cache, b) == 0)
-        w->blocks[w->nr++] = b;
+        w->blocks[w->nr++] = (struct wb_block) {
+          .b = b, .mask = cache_writeback_mask (e->cache, b)
+        };
       else
         cache_unpin (e->cache, b);
     }
@@ -341,8 +352,8 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n,
     {
       for (uint64_t i = 0; i < w->nr; i++)
         {
-          cache_end_writeback (e->cache, w->blocks[i], r);
-          cache_unpin (e->cache, w->blocks[i]);
+          cache_end_writeback (e->cache, w->blocks[i].b, r);
+          cache_unpin (e->cache, w->blocks[i].b);
         }
       w->nr = 0;
     }
@@ -382,7 +393,11 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
                            &w[taken]);
   for (size_t r = 0; r < taken; r++)
     for (uint64_t i = 0; i < w[r].nr; i++)
-      nios += dirty_parts (e, w[r].blocks[i], NULL);
+      {
+        struct wb_block *k = &w[r].blocks[i];
+        k->nios = dirty_parts (e, k->b, k->mask, NULL);
+        nios += k->nios;
+      }
   if (nios > 0)
     {
       ios = calloc (nios, sizeof *ios);
@@ -391,7 +406,8 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
           nios = 0;
           for (size_t r = 0; r < taken; r++)
             for (uint64_t i = 0; i < w[r].nr; i++)
-              nios += dirty_parts (e, w[r].blocks[i], ios + nios);
+              nios += dirty_parts (e, w[r].blocks[i].b, w[r].blocks[i].mask,
+                                   ios + nios);
           store_write_batch (e->st, ios, nios);
         }
     }
@@ -403,8 +419,8 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
       int run_err = 0;
       for (uint64_t i = 0; i < w[r].nr; i++)
         {
-          struct cache_block *b = w[r].blocks[i];
-          size_t parts = dirty_parts (e, b, NULL);
+          struct cache_block *b = w[r].blocks[i].b;
+          size_t parts = w[r].blocks[i].nios;
           int res = ios == NULL && parts > 0 ? -ENOMEM : 0;
           for (size_t k = 0; ios && k < parts && res == 0; k++)
             res = ios[nios + k].result;
