@@ -1,13 +1,15 @@
 /* blkcache: the shared block cache.
  *
- * Layout.  A block is a small record (struct cache_block, 112 bytes) plus a
- * data buffer of block-size bytes aligned to 4096.  Each record sits in:
+ * Layout.  A block is a small record (struct cache_block, two cache lines,
+ * the first holding all a hit touches) plus a data buffer of block-size
+ * bytes aligned to 4096.  Each record sits in:
  *
  *  - the index: 64 shards, each a mutex and a chained hash table of its own,
  *    the shard and bucket both taken from a Fibonacci hash of the block
- *    number.  A hit locks one shard only, so hits on different blocks rarely
- *    contend.  Tables are sized for the capacity (load factor <= 1), so a
- *    lookup is O(1);
+ *    number.  A hit locks one shard only, and copies its bytes under that
+ *    lock without pinning, so hits on different blocks rarely contend.
+ *    Tables are sized for the capacity (load factor <= 1), so a lookup is
+ *    O(1);
  *  - one of the two S3-FIFO queues (small or main), doubly linked, under the
  *    eviction lock; the ghost FIFO is a ring of block numbers with a hash
  *    table of its own (16 bytes a capacity block);
@@ -20,7 +22,7 @@
  *    that time (its "dirtied at"), under the dirty lock.  Background
  *    writeback finds the block dirty longest at its head in O(1).
  *
- * Metadata is about 136 bytes a block (112 for the record, 8 for its bucket
+ * Metadata is about 152 bytes a block (128 for the record, 8 for its bucket
  * pointer, about 16 for a ghost slot and its bucket) plus malloc's headers:
  * about 0.2% of the data at 64 KiB blocks.
  *
@@ -56,6 +58,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "avl.h"
@@ -81,23 +84,25 @@ enum queue_id
 
 struct cache_block
 {
+  /* The first cache line holds what a hit reads (and, at most, freq). */
+  _Alignas (64) uint64_t blockno;
+  struct cache_block *hash_next; /* shard lock */
   void *data;
-  uint64_t blockno;
-  struct cache_block *hash_next;             /* shard lock */
+  uint64_t dirty_mask;     /* shard lock: granules written since the last
+                            * writeback started (bit i: bytes from i * B/64) */
+  uint64_t writeback_mask; /* shard lock: the granules its writeback writes */
+  uint32_t pins;           /* shard lock */
+  uint8_t state;           /* shard lock: enum cache_state */
+  uint8_t redirtied;       /* shard lock */
+  uint8_t freq;            /* shard lock */
+  uint8_t hashed;          /* shard lock: in the index */
   struct cache_block *fifo_prev, *fifo_next; /* eviction lock */
   struct avl_node dirty_node;                /* dirty lock */
   struct cache_block *age_prev, *age_next;   /* dirty lock */
   uint64_t dirtied_at;                       /* dirty lock */
-  uint64_t dirty_mask;     /* shard lock: granules written since the last
-                            * writeback started (bit i: bytes from i * B/64) */
-  uint64_t writeback_mask; /* shard lock: the granules its writeback writes */
-  uint32_t pins;                             /* shard lock */
-  uint8_t state;                             /* shard lock: enum cache_state */
-  uint8_t redirtied;                         /* shard lock */
-  uint8_t freq;                              /* shard lock */
-  uint8_t hashed;                            /* shard lock: in the index */
   uint8_t queue;                             /* eviction lock: enum queue_id */
 };
+_Static_assert (sizeof (struct cache_block) == 128, "two cache lines a block");
 
 struct shard
 {
@@ -507,7 +512,8 @@ space_event (struct cache *c)
 static struct cache_block *
 block_new (struct cache *c)
 {
-  struct cache_block *b = malloc (sizeof *b);
+  struct cache_block *b = aligned_alloc (_Alignof (struct cache_block),
+                                        sizeof *b);
 
   if (b == NULL)
     return NULL;
@@ -770,8 +776,9 @@ cache_block_number (const struct cache_block *b)
   return b->blockno;
 }
 
-static struct cache_block *
-find_and_pin (struct cache *c, uint64_t blockno, bool count)
+bool
+cache_read (struct cache *c, uint64_t blockno, void *dst, uint32_t from,
+            uint32_t len)
 {
   struct shard *s = shard_of (c, blockno);
   struct cache_block *b;
@@ -780,31 +787,30 @@ find_and_pin (struct cache *c, uint64_t blockno, bool count)
   b = shard_find (s, blockno);
   if (b)
     {
-      b->pins++;
-      if (count && b->freq < MAX_FREQ)
+      if (b->freq < MAX_FREQ)
         b->freq++;
+      if (dst)
+        memcpy (dst, (char *) b->data + from, len);
+      s->hits++;
     }
-  if (count)
-    {
-      if (b)
-        s->hits++;
-      else
-        s->misses++;
-    }
+  else
+    s->misses++;
   pthread_mutex_unlock (&s->lock);
-  return b;
-}
-
-struct cache_block *
-cache_lookup (struct cache *c, uint64_t blockno)
-{
-  return find_and_pin (c, blockno, true);
+  return b != NULL;
 }
 
 struct cache_block *
 cache_peek (struct cache *c, uint64_t blockno)
 {
-  return find_and_pin (c, blockno, false);
+  struct shard *s = shard_of (c, blockno);
+  struct cache_block *b;
+
+  pthread_mutex_lock (&s->lock);
+  b = shard_find (s, blockno);
+  if (b)
+    b->pins++;
+  pthread_mutex_unlock (&s->lock);
+  return b;
 }
 
 void
@@ -940,6 +946,25 @@ granule_mask (const struct cache *c, uint32_t from, uint32_t to)
   return upto & ~((UINT64_C (1) << first) - 1);
 }
 
+/* Mark bytes [FROM, TO) of B dirty (shard lock held, B hashed). */
+static void
+mark_dirty_locked (struct cache *c, struct cache_block *b, uint32_t from,
+                   uint32_t to)
+{
+  if (b->state == CACHE_CLEAN)
+    {
+      b->state = CACHE_DIRTY;
+      dirty_index_add (c, b);
+      dirty_count (c, 1);
+    }
+  else if (b->state == CACHE_WRITEBACK && !b->redirtied)
+    {
+      b->redirtied = 1;
+      dirty_index_add (c, b);
+    }
+  b->dirty_mask |= granule_mask (c, from, to);
+}
+
 int
 cache_mark_dirty_range (struct cache *c, struct cache_block *b, uint32_t from,
                         uint32_t to)
@@ -953,22 +978,29 @@ cache_mark_dirty_range (struct cache *c, struct cache_block *b, uint32_t from,
   if (!b->hashed)
     r = -ESTALE;
   else
-    {
-      if (b->state == CACHE_CLEAN)
-        {
-          b->state = CACHE_DIRTY;
-          dirty_index_add (c, b);
-          dirty_count (c, 1);
-        }
-      else if (b->state == CACHE_WRITEBACK && !b->redirtied)
-        {
-          b->redirtied = 1;
-          dirty_index_add (c, b);
-        }
-      b->dirty_mask |= granule_mask (c, from, to);
-    }
+    mark_dirty_locked (c, b, from, to);
   pthread_mutex_unlock (&s->lock);
   return r;
+}
+
+int
+cache_write (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
+             uint32_t len)
+{
+  struct shard *s = shard_of (c, blockno);
+  struct cache_block *b;
+
+  if (len == 0 || from + (uint64_t) len > c->block_size)
+    return -EINVAL;
+  pthread_mutex_lock (&s->lock);
+  b = shard_find (s, blockno);
+  if (b)
+    {
+      memcpy ((char *) b->data + from, src, len);
+      mark_dirty_locked (c, b, from, from + len);
+    }
+  pthread_mutex_unlock (&s->lock);
+  return b != NULL;
 }
 
 int

@@ -20,7 +20,7 @@
  * putting it back.  A DIRTY block written into again keeps its time.
  * Background writeback writes back the blocks dirtied longest ago first.
  *
- * Pins: a block returned by cache_lookup, cache_peek, cache_alloc or
+ * Pins: a block returned by cache_peek, cache_alloc or
  * cache_insert is pinned for the caller, who must cache_unpin it.  A pinned
  * block's memory is never freed or reused, even if the block is dropped.
  *
@@ -56,8 +56,8 @@ struct cache_run
  * while other threads work is consistent per line, not as a whole. */
 struct cache_stats
 {
-  uint64_t hits;             /* cache_lookup found the block */
-  uint64_t misses;           /* cache_lookup did not */
+  uint64_t hits;             /* cache_read found the block */
+  uint64_t misses;           /* cache_read did not */
   uint64_t insertions;       /* blocks inserted */
   uint64_t evictions;        /* clean blocks evicted to make room */
   uint64_t blocks;           /* blocks allocated: cached, being filled, dropped
@@ -92,13 +92,16 @@ void *cache_block_data (const struct cache_block *b);
 /* The block number of an inserted block. */
 uint64_t cache_block_number (const struct cache_block *b);
 
-/* Find block BLOCKNO and pin it, for a reader: counts a hit or a miss and
- * raises the block's eviction frequency.  Returns NULL on a miss.  Takes one
- * shard lock; never sleeps on anything but that lock. */
-struct cache_block *cache_lookup (struct cache *c, uint64_t blockno);
+/* A reader's access: if block BLOCKNO is cached, copy LEN bytes of it from
+ * offset FROM to DST (nothing when DST is NULL), raise its eviction
+ * frequency, count a hit and return true; else count a miss and return
+ * false.  One shard lock, held across the copy, and no pin. */
+bool cache_read (struct cache *c, uint64_t blockno, void *dst, uint32_t from,
+                 uint32_t len);
 
-/* Like cache_lookup, without counting or touching the eviction policy: for
- * the recheck under a range lock, for writeback and for direct writes. */
+/* Find block BLOCKNO and pin it, without counting or touching the eviction
+ * policy: for the recheck under a range lock, for writeback and for direct
+ * writes.  Returns NULL if it is not cached. */
 struct cache_block *cache_peek (struct cache *c, uint64_t blockno);
 
 /* Drop a pin.  The last pin of a block dropped by cache_drop_range frees
@@ -144,6 +147,13 @@ int cache_mark_dirty (struct cache *c, struct cache_block *b);
  * -EINVAL for an empty or out-of-block range, or -ESTALE. */
 int cache_mark_dirty_range (struct cache *c, struct cache_block *b,
                             uint32_t from, uint32_t to);
+
+/* A cached write's access: if block BLOCKNO is cached, copy LEN bytes from
+ * SRC into it at offset FROM and mark them dirty (as cache_mark_dirty_range)
+ * under one shard lock, and return 1; return 0 if it is not cached, -EINVAL
+ * for an empty or out-of-block range.  The caller holds the range lock. */
+int cache_write (struct cache *c, uint64_t blockno, const void *src,
+                 uint32_t from, uint32_t len);
 
 /* Start writing a pinned DIRTY block back: it becomes WRITEBACK and leaves
  * the dirty index.  The caller holds the block's range lock and next adds the

@@ -682,6 +682,21 @@ again:
   return r;
 }
 
+/* Copy the part of [offset, offset+count) in block BLK to OUT (if any)
+ * if the block is cached; false on a miss. */
+static bool
+read_hit (struct engine *e, char *out, uint64_t offset, uint64_t count,
+          uint64_t blk)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t bstart = blk * B;
+  uint64_t from = offset > bstart ? offset : bstart;
+  uint64_t to = min_u64 (offset + count, bstart + B);
+
+  return cache_read (e->cache, blk, out ? out + (from - offset) : NULL,
+                     from - bstart, to - from);
+}
+
 /* Read through the cache; OUT NULL only prefetches. */
 static int
 cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
@@ -691,33 +706,22 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
 
   for (uint64_t blk = offset / B; blk <= last;)
     {
-      struct cache_block *b = cache_lookup (e->cache, blk);
-      uint64_t bstart = blk * B;
-      uint64_t from = offset > bstart ? offset : bstart;
-      if (b)
+      if (read_hit (e, out, offset, count, blk))
         {
-          uint64_t to = min_u64 (offset + count, bstart + B);
-          copy_out (e, b, out ? out + (from - offset) : NULL, from, to - from);
-          cache_unpin (e->cache, b);
           blk++;
           continue;
         }
-      /* A run of misses, filled under one lock. */
+      /* A run of misses, filled under one lock; the hit that ends it (if
+       * any) is copied already. */
       uint64_t run_last = blk;
-      while (run_last < last)
-        {
-          struct cache_block *next = cache_lookup (e->cache, run_last + 1);
-          if (next)
-            {
-              cache_unpin (e->cache, next);
-              break;
-            }
-          run_last++;
-        }
+      bool hit_after = false;
+      while (run_last < last
+             && !(hit_after = read_hit (e, out, offset, count, run_last + 1)))
+        run_last++;
       int r = read_miss (e, out, offset, count, blk, run_last);
       if (r < 0)
         return r;
-      blk = run_last + 1;
+      blk = run_last + 1 + hit_after;
     }
   return 0;
 }
@@ -1045,44 +1049,47 @@ again:
       uint64_t from = offset > bstart ? offset : bstart;
       uint64_t to = min_u64 (offset + count, bstart + B);
       const char *src = buf + (from - offset);
-      struct cache_block *b = cache_peek (e->cache, blk);
-      if (b)
-        copy_in (e, b, src, from, to - from);
-      else
+      r = cache_write (e->cache, blk, src, from - bstart, to - from);
+      if (r < 0)
+        break;
+      if (r == 1)
         {
-          r = take_block (e, &spare, &b);
-          if (r == -EAGAIN)
-            {
-              /* Blocks before BLK hold the new bytes already, as a write
-               * in flight may show; go on from BLK once there is room
-               * (starting over could need more blocks than the cache has). */
-              r = make_room (e, &spare, true, blk, &first, &start, end);
-              if (r < 0)
-                return r;
-              goto again;
-            }
-          if (r < 0)
-            break;
-          /* Read hits take no range lock, so a block must hold all its
-           * bytes before it is inserted: the disk's where this write does
-           * not cover it, then the write's.  (A new block's buffer holds
-           * whatever block used it last.) */
-          if (to - from != block_len (e, blk))
-            {
-              r = store_read (e->st, cache_block_data (b), block_len (e, blk),
-                              bstart);
-              if (r < 0)
-                {
-                  cache_discard (e->cache, b);
-                  break;
-                }
-            }
-          copy_in (e, b, src, from, to - from);
-          struct cache_block *inserted = insert_block (e, b, blk);
-          if (inserted != b) /* only without the recheck (debug) */
-            copy_in (e, inserted, src, from, to - from);
-          b = inserted;
+          r = 0;
+          continue;
         }
+      struct cache_block *b;
+      r = take_block (e, &spare, &b);
+      if (r == -EAGAIN)
+        {
+          /* Blocks before BLK hold the new bytes already, as a write
+           * in flight may show; go on from BLK once there is room
+           * (starting over could need more blocks than the cache has). */
+          r = make_room (e, &spare, true, blk, &first, &start, end);
+          if (r < 0)
+            return r;
+          goto again;
+        }
+      if (r < 0)
+        break;
+      /* Read hits take no range lock, so a block must hold all its
+       * bytes before it is inserted: the disk's where this write does
+       * not cover it, then the write's.  (A new block's buffer holds
+       * whatever block used it last.) */
+      if (to - from != block_len (e, blk))
+        {
+          r = store_read (e->st, cache_block_data (b), block_len (e, blk),
+                          bstart);
+          if (r < 0)
+            {
+              cache_discard (e->cache, b);
+              break;
+            }
+        }
+      copy_in (e, b, src, from, to - from);
+      struct cache_block *inserted = insert_block (e, b, blk);
+      if (inserted != b) /* only without the recheck (debug) */
+        copy_in (e, inserted, src, from, to - from);
+      b = inserted;
       r = cache_mark_dirty_range (e->cache, b, from - bstart, to - bstart);
       cache_unpin (e->cache, b);
       if (r < 0)

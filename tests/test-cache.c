@@ -50,16 +50,19 @@ insert (struct cache *c, uint64_t blockno)
   return b;
 }
 
-/* A reader: look the block up, and on a miss fill it. */
+/* A reader: read the block's first word, and on a miss fill it. */
 static void
 read_block (struct cache *c, uint64_t blockno)
 {
-  struct cache_block *b = cache_lookup (c, blockno);
+  uint64_t word;
 
-  if (b == NULL)
-    b = insert (c, blockno);
-  cr_assert_eq (*(uint64_t *)cache_block_data (b), blockno);
-  cache_unpin (c, b);
+  if (!cache_read (c, blockno, &word, 0, sizeof word))
+    {
+      struct cache_block *b = insert (c, blockno);
+      word = *(uint64_t *)cache_block_data (b);
+      cache_unpin (c, b);
+    }
+  cr_assert_eq (word, blockno);
 }
 
 static struct cache_block *
@@ -95,19 +98,20 @@ Test (cache, blocks_are_aligned_and_whole)
   cache_free (c);
 }
 
-Test (cache, lookup_insert_hit_miss)
+Test (cache, read_insert_hit_miss)
 {
   struct cache *c = new_cache (8);
   struct cache_block *b, *dup, *existing;
   struct cache_stats st;
+  char out[8];
 
-  cr_assert_null (cache_lookup (c, 5));
+  cr_assert_not (cache_read (c, 5, out, 0, sizeof out));
   b = insert (c, 5);
+  memcpy ((char *)cache_block_data (b) + 4000, "abcdefgh", 8);
   cache_unpin (c, b);
-  b = cache_lookup (c, 5);
-  cr_assert_not_null (b);
+  cr_assert (cache_read (c, 5, out, 4000, sizeof out));
+  cr_assert_arr_eq (out, "abcdefgh", 8);
   cr_assert_eq (cache_peek (c, 5), b);
-  cache_unpin (c, b);
 
   /* A second reader filled the same block meanwhile: the first one wins. */
   cr_assert_eq (cache_alloc (c, &dup), 0);
@@ -121,6 +125,31 @@ Test (cache, lookup_insert_hit_miss)
   cr_assert_eq (st.misses, 1);
   cr_assert_eq (st.insertions, 1);
   cr_assert_eq (st.blocks, 1);
+  cache_free (c);
+}
+
+Test (cache, write_copies_and_dirties)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b = insert (c, 3);
+  struct cache_run run;
+
+  cr_assert_eq (cache_write (c, 4, "x", 0, 1), 0);
+  cr_assert_eq (cache_write (c, 3, "x", 4096, 0), -EINVAL);
+  cr_assert_eq (cache_write (c, 3, "xy", 4095, 2), -EINVAL);
+  cr_assert_eq (cache_dirty_bytes (c), 0);
+
+  cr_assert_eq (cache_write (c, 3, "wxyz", 2048, 4), 1);
+  cr_assert_arr_eq ((char *)cache_block_data (b) + 2048, "wxyz", 4);
+  cr_assert_eq (cache_block_state (c, b), CACHE_DIRTY);
+  cr_assert_eq (cache_dirty_bytes (c), 4096);
+  cr_assert_eq (cache_dirty_runs (c, 0, 8, UINT64_MAX, &run, 1), 1);
+  cr_assert_eq (run.start, 3);
+  /* Only the written granule is to be written back. */
+  cr_assert_eq (cache_start_writeback (c, b), 0);
+  cr_assert_eq (cache_writeback_mask (c, b), UINT64_C (1) << 32);
+  cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
+  cache_unpin (c, b);
   cache_free (c);
 }
 
@@ -758,11 +787,11 @@ version_of (struct cache_block *b)
 
 /* Find block BN, or fill it from the disk; NULL if the cache is full. */
 static struct cache_block *
-st_get (struct stress *s, uint64_t bn, bool reader)
+st_get (struct stress *s, uint64_t bn)
 {
   struct cache_block *b, *existing;
 
-  b = reader ? cache_lookup (s->c, bn) : cache_peek (s->c, bn);
+  b = cache_peek (s->c, bn);
   if (b)
     {
       CHECK (words (b)[0] == bn);
@@ -783,16 +812,42 @@ st_get (struct stress *s, uint64_t bn, bool reader)
   return b;
 }
 
+/* A reader: a hit copies the newest bytes; a miss fills the block. */
+static void
+st_read (struct stress *s, uint64_t bn)
+{
+  uint64_t w[2];
+  struct cache_block *b;
+
+  if (cache_read (s->c, bn, w, 0, sizeof w))
+    {
+      CHECK (w[0] == bn);
+      CHECK (w[1] == s->latest[bn]);
+    }
+  else if ((b = st_get (s, bn)) != NULL)
+    cache_unpin (s->c, b);
+}
+
+/* A cached write: into the cached block in one call, or into a filled
+ * one that is then marked dirty. */
 static void
 st_write_cached (struct stress *s, uint64_t bn)
 {
-  struct cache_block *b = st_get (s, bn, false);
+  uint64_t v = s->latest[bn] + 1;
+  struct cache_block *b;
+  int hit = cache_write (s->c, bn, &v, sizeof (uint64_t), sizeof v);
 
-  if (b == NULL)
-    return;
-  __atomic_store_n (&words (b)[1], ++s->latest[bn], __ATOMIC_RELAXED);
-  CHECK (cache_mark_dirty (s->c, b) == 0);
-  cache_unpin (s->c, b);
+  CHECK (hit >= 0);
+  if (!hit)
+    {
+      b = st_get (s, bn);
+      if (b == NULL)
+        return;
+      __atomic_store_n (&words (b)[1], v, __ATOMIC_RELAXED);
+      CHECK (cache_mark_dirty (s->c, b) == 0);
+      cache_unpin (s->c, b);
+    }
+  s->latest[bn] = v;
 }
 
 /* A direct write replaces the whole block on disk and drops the cached
@@ -863,7 +918,6 @@ st_worker (void *arg)
 {
   struct st_arg *a = arg;
   struct stress *s = a->s;
-  struct cache_block *b;
   struct cache_stats st;
   uint64_t bn;
   int i, op;
@@ -882,9 +936,7 @@ st_worker (void *arg)
       pthread_mutex_lock (&s->lock[bn]);
       if (op < 9)
         {
-          b = st_get (s, bn, true);
-          if (b)
-            cache_unpin (s->c, b);
+          st_read (s, bn);
         }
       else if (op < 14)
         st_write_cached (s, bn);
@@ -1002,7 +1054,7 @@ sw_worker (void *arg)
       if (cache_insert (a->c, b, bn, &existing) == -EEXIST)
         b = existing;
       CHECK (words (b)[0] == bn);
-      other = cache_lookup (a->c, rand_r (&a->seed) % 64);
+      other = cache_peek (a->c, rand_r (&a->seed) % 64);
       if (rand_r (&a->seed) % 2)
         sched_yield ();
       if (other)
