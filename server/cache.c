@@ -152,8 +152,8 @@ struct cache
   pthread_mutex_t dirty_lock;
   struct avl_tree dirty_index; /* keyed by block number */
   struct cache_block *age_oldest, *age_newest;
-  uint64_t dirty_blocks; /* DIRTY and WRITEBACK */
-  uint64_t peak_dirty_blocks;
+  _Atomic uint64_t dirty_blocks; /* DIRTY and WRITEBACK; no lock */
+  _Atomic uint64_t peak_dirty_blocks;
 
   pthread_mutex_t space_lock;
   pthread_cond_t space_cond;
@@ -483,11 +483,13 @@ dirty_index_remove (struct cache *c, struct cache_block *b)
 static void
 dirty_count (struct cache *c, int delta)
 {
-  pthread_mutex_lock (&c->dirty_lock);
-  c->dirty_blocks += delta;
-  if (c->dirty_blocks > c->peak_dirty_blocks)
-    c->peak_dirty_blocks = c->dirty_blocks;
-  pthread_mutex_unlock (&c->dirty_lock);
+  uint64_t now = atomic_fetch_add (&c->dirty_blocks, (uint64_t) delta)
+                 + (uint64_t) delta;
+  uint64_t peak = atomic_load (&c->peak_dirty_blocks);
+
+  while (now > peak
+         && !atomic_compare_exchange_weak (&c->peak_dirty_blocks, &peak, now))
+    ;
 }
 
 /* Space waiters.  A waiter registers (space_waiters) before its allocation
@@ -1178,12 +1180,7 @@ cache_oldest_dirty (struct cache *c, uint64_t *blocknop,
 uint64_t
 cache_dirty_bytes (struct cache *c)
 {
-  uint64_t blocks;
-
-  pthread_mutex_lock (&c->dirty_lock);
-  blocks = c->dirty_blocks;
-  pthread_mutex_unlock (&c->dirty_lock);
-  return blocks * c->block_size;
+  return atomic_load (&c->dirty_blocks) * c->block_size;
 }
 
 /* What dropping one block does (eviction lock held). */
@@ -1417,8 +1414,6 @@ cache_get_stats (struct cache *c, struct cache_stats *stats)
         + c->nr_blocks * sizeof (struct cache_block);
   pthread_mutex_unlock (&c->evict_lock);
 
-  pthread_mutex_lock (&c->dirty_lock);
-  stats->dirty_bytes = c->dirty_blocks * c->block_size;
-  stats->peak_dirty_bytes = c->peak_dirty_blocks * c->block_size;
-  pthread_mutex_unlock (&c->dirty_lock);
+  stats->dirty_bytes = cache_dirty_bytes (c);
+  stats->peak_dirty_bytes = atomic_load (&c->peak_dirty_blocks) * c->block_size;
 }
