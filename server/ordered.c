@@ -45,6 +45,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "avl.h"
@@ -77,6 +78,7 @@ struct ordered_queue
   struct avl_tree tree;
   struct ordered_extent *oldest, *newest;
   uint64_t next_seq;
+  _Atomic uint64_t running; /* extents in flight; changed under lock */
   uint64_t stamp;  /* completions so far */
   int first_error; /* of a writeback, since the last ordered_take_error */
 
@@ -231,6 +233,7 @@ ordered_add (struct ordered_queue *q, uint64_t start, uint64_t end,
     q->oldest = oe;
   q->newest = oe;
   q->stats.added++;
+  atomic_fetch_add (&q->running, 1);
   if (++q->stats.in_flight > q->stats.peak_in_flight)
     q->stats.peak_in_flight = q->stats.in_flight;
   pthread_mutex_unlock (&q->lock);
@@ -255,6 +258,7 @@ ordered_complete (struct ordered_queue *q, struct ordered_extent *oe, int err)
   else
     q->newest = oe->prev;
   q->stats.in_flight--;
+  atomic_fetch_sub (&q->running, 1);
 
   if (err && oe->kind == ORDERED_WRITEBACK && q->first_error == 0)
     q->first_error = err;
@@ -273,6 +277,12 @@ ordered_lookup (struct ordered_queue *q, uint64_t start, uint64_t end,
 {
   struct ordered_extent *oe;
 
+  /* Every extent is added by a holder of its range's lock.  One that
+   * overlaps a range the caller holds was added before the caller took
+   * it, so its addition to the count is visible here: with none in
+   * flight, none overlaps, and the queue's lock is not needed. */
+  if (atomic_load_explicit (&q->running, memory_order_relaxed) == 0)
+    return false;
   pthread_mutex_lock (&q->lock);
   oe = tree_first_overlap (q->tree.root, start, end, UINT64_MAX);
   if (oe && info)

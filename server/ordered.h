@@ -67,8 +67,9 @@ struct ordered_queue *ordered_queue_new (void);
 void ordered_queue_free (struct ordered_queue *q);
 
 /* Record an I/O of KIND on [start, end] as in flight and store its handle
- * in *OEP.  The caller should hold the range lock of [start, end] and have
- * checked that no extent overlaps it (the queue does not enforce this).
+ * in *OEP.  The caller must hold the range lock of [start, end] (which
+ * ordered_lookup relies on) and should have checked that no extent
+ * overlaps it (the queue does not enforce this).
  * Returns 0, -EINVAL when end < start, or -ENOMEM. */
 int ordered_add (struct ordered_queue *q, uint64_t start, uint64_t end,
                  enum ordered_kind kind, struct ordered_extent **oep);
@@ -83,7 +84,8 @@ uint64_t ordered_complete (struct ordered_queue *q, struct ordered_extent *oe,
 
 /* If an extent in flight overlaps [start, end], copy the one with the
  * lowest start into *INFO (when INFO is not NULL) and return true.
- * The answer is only stable while the caller holds the range lock. */
+ * The answer is only stable while the caller holds the range lock.  With
+ * no extent in flight it takes no lock. */
 bool ordered_lookup (struct ordered_queue *q, uint64_t start, uint64_t end,
                      struct ordered_info *info);
 
