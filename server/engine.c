@@ -271,16 +271,11 @@ dirty_parts (struct engine *e, struct cache_block *b, uint64_t mask,
   uint64_t prev_to = 0;
   size_t n = 0;
 
-  for (unsigned i = 0; i < 64;)
+  while (mask != 0)
     {
-      if (!(mask & (UINT64_C (1) << i)))
-        {
-          i++;
-          continue;
-        }
-      unsigned j = i;
-      while (j < 64 && (mask & (UINT64_C (1) << j)))
-        j++;
+      /* The lowest run of set bits: [i, j). */
+      unsigned i = __builtin_ctzll (mask);
+      unsigned j = ~mask >> i ? i + __builtin_ctzll (~mask >> i) : 64;
       uint64_t from = store_align_down (e->st, i * g);
       uint64_t to = min_u64 (store_align_up (e->st, j * g), len);
       if (from >= to) /* past the end of the disk's last block */
@@ -299,7 +294,7 @@ dirty_parts (struct engine *e, struct cache_block *b, uint64_t mask,
           n++;
         }
       prev_to = to;
-      i = j;
+      mask = j < 64 ? mask & (~UINT64_C (0) << j) : 0;
     }
   return n;
 }
