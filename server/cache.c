@@ -985,9 +985,12 @@ cache_mark_dirty_range (struct cache *c, struct cache_block *b, uint32_t from,
   return r;
 }
 
-int
-cache_write (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
-             uint32_t len)
+/* Copy LEN bytes from SRC (zeroes if SRC is NULL) into cached block
+ * BLOCKNO at FROM under its shard lock, marking them dirty if DIRTY;
+ * 1 if the block is cached, else 0. */
+static int
+copy_in (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
+         uint32_t len, bool dirty)
 {
   struct shard *s = shard_of (c, blockno);
   struct cache_block *b;
@@ -998,11 +1001,29 @@ cache_write (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
   b = shard_find (s, blockno);
   if (b)
     {
-      memcpy ((char *) b->data + from, src, len);
-      mark_dirty_locked (c, b, from, from + len);
+      if (src)
+        memcpy ((char *) b->data + from, src, len);
+      else
+        memset ((char *) b->data + from, 0, len);
+      if (dirty)
+        mark_dirty_locked (c, b, from, from + len);
     }
   pthread_mutex_unlock (&s->lock);
   return b != NULL;
+}
+
+int
+cache_write (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
+             uint32_t len)
+{
+  return copy_in (c, blockno, src, from, len, true);
+}
+
+int
+cache_update (struct cache *c, uint64_t blockno, const void *src,
+              uint32_t from, uint32_t len)
+{
+  return copy_in (c, blockno, src, from, len, false);
 }
 
 int

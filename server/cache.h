@@ -86,7 +86,8 @@ void cache_free (struct cache *c);
 uint32_t cache_block_size (const struct cache *c);
 
 /* The data buffer of a block: block-size bytes aligned to 4096.  The caller
- * must hold a pin; writing it needs the block's range lock. */
+ * must hold a pin.  Only a block not yet inserted is written through it;
+ * an inserted block's bytes change by cache_write and cache_update. */
 void *cache_block_data (const struct cache_block *b);
 
 /* The block number of an inserted block. */
@@ -154,6 +155,14 @@ int cache_mark_dirty_range (struct cache *c, struct cache_block *b,
  * for an empty or out-of-block range.  The caller holds the range lock. */
 int cache_write (struct cache *c, uint64_t blockno, const void *src,
                  uint32_t from, uint32_t len);
+
+/* A direct write's access, once the store has the bytes: like cache_write,
+ * with zeroes when SRC is NULL, and the block's state left as it is.
+ * Every write into an inserted block's data goes through the shard lock,
+ * as every cache_read does, so that a read overlapping a write in flight
+ * copies either bytes before or bytes after, and never races. */
+int cache_update (struct cache *c, uint64_t blockno, const void *src,
+                  uint32_t from, uint32_t len);
 
 /* Start writing a pinned DIRTY block back: it becomes WRITEBACK and leaves
  * the dirty index.  The caller holds the block's range lock and next adds the

@@ -856,15 +856,8 @@ update_cache (struct engine *e, const char *data, uint64_t count,
           cache_drop_range (e->cache, blk, blk, true);
           continue;
         }
-      struct cache_block *b = cache_peek (e->cache, blk);
-      if (b == NULL)
-        continue;
-      char *dst = (char *) cache_block_data (b) + (from - bstart);
-      if (data)
-        memcpy (dst, data + (from - offset), to - from);
-      else
-        memset (dst, 0, to - from);
-      cache_unpin (e->cache, b);
+      cache_update (e->cache, blk, data ? data + (from - offset) : NULL,
+                    from - bstart, to - from);
     }
 }
 
@@ -1086,11 +1079,11 @@ again:
         }
       copy_in (e, b, src, from, to - from);
       struct cache_block *inserted = insert_block (e, b, blk);
-      if (inserted != b) /* only without the recheck (debug) */
-        copy_in (e, inserted, src, from, to - from);
-      b = inserted;
-      r = cache_mark_dirty_range (e->cache, b, from - bstart, to - bstart);
-      cache_unpin (e->cache, b);
+      if (inserted == b)
+        r = cache_mark_dirty_range (e->cache, b, from - bstart, to - bstart);
+      else if (cache_write (e->cache, blk, src, from - bstart, to - from) < 0)
+        r = -EINVAL; /* (only without the recheck, a debug mode) */
+      cache_unpin (e->cache, inserted);
       if (r < 0)
         break;
     }

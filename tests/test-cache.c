@@ -153,6 +153,28 @@ Test (cache, write_copies_and_dirties)
   cache_free (c);
 }
 
+Test (cache, update_copies_and_keeps_state)
+{
+  struct cache *c = new_cache (8);
+  struct cache_block *b = insert (c, 6);
+  char *data = cache_block_data (b);
+
+  memset (data, 0x55, BS);
+  cr_assert_eq (cache_update (c, 7, "x", 0, 1), 0);
+  cr_assert_eq (cache_update (c, 6, "x", BS, 1), -EINVAL);
+  cr_assert_eq (cache_update (c, 6, "abc", 100, 3), 1);
+  cr_assert_arr_eq (data + 100, "abc", 3);
+  cr_assert_eq (cache_update (c, 6, NULL, 101, 2), 1);
+  cr_assert_eq (data[100], 'a');
+  cr_assert_eq (data[101], 0);
+  cr_assert_eq (data[102], 0);
+  cr_assert_eq (data[103], 0x55);
+  cr_assert_eq (cache_block_state (c, b), CACHE_CLEAN);
+  cr_assert_eq (cache_dirty_bytes (c), 0);
+  cache_unpin (c, b);
+  cache_free (c);
+}
+
 Test (cache, capacity_is_never_exceeded)
 {
   struct cache *c = new_cache (16);
