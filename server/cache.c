@@ -24,7 +24,7 @@
  *
  * Metadata is about 152 bytes a block (128 for the record, 8 for its bucket
  * pointer, about 16 for a ghost slot and its bucket) plus malloc's headers:
- * about 0.2% of the data at 64 KiB blocks.
+ * about 0.25% of the data at 64 KiB blocks.
  *
  * Eviction is S3-FIFO (Yang et al., SOSP 2023).  New blocks enter the small
  * FIFO (a tenth of the capacity), or the main FIFO if the ghost remembers
