@@ -78,7 +78,8 @@ struct ordered_queue
   struct avl_tree tree;
   struct ordered_extent *oldest, *newest;
   uint64_t next_seq;
-  _Atomic uint64_t running; /* extents in flight; changed under lock */
+  _Atomic uint64_t running; /* extents in flight (the stats' in_flight);
+                             * changed under lock, read without */
   uint64_t stamp;  /* completions so far */
   int first_error; /* of a writeback, since the last ordered_take_error */
 
@@ -233,9 +234,9 @@ ordered_add (struct ordered_queue *q, uint64_t start, uint64_t end,
     q->oldest = oe;
   q->newest = oe;
   q->stats.added++;
-  atomic_fetch_add (&q->running, 1);
-  if (++q->stats.in_flight > q->stats.peak_in_flight)
-    q->stats.peak_in_flight = q->stats.in_flight;
+  uint64_t running = atomic_fetch_add (&q->running, 1) + 1;
+  if (running > q->stats.peak_in_flight)
+    q->stats.peak_in_flight = running;
   pthread_mutex_unlock (&q->lock);
 
   *oep = oe;
@@ -257,7 +258,6 @@ ordered_complete (struct ordered_queue *q, struct ordered_extent *oe, int err)
     oe->next->prev = oe->prev;
   else
     q->newest = oe->prev;
-  q->stats.in_flight--;
   atomic_fetch_sub (&q->running, 1);
 
   if (err && oe->kind == ORDERED_WRITEBACK && q->first_error == 0)
@@ -398,6 +398,7 @@ ordered_get_stats (struct ordered_queue *q, struct ordered_stats *stats)
 {
   pthread_mutex_lock (&q->lock);
   *stats = q->stats;
+  stats->in_flight = atomic_load (&q->running);
   pthread_mutex_unlock (&q->lock);
   pthread_mutex_lock (&q->sync_lock);
   stats->syncs = q->syncs;
