@@ -1160,15 +1160,34 @@ Test (cache_age, order_of_first_dirtying)
   cache_free (c);
 }
 
-Test (cache_age, redirty_in_writeback_is_new)
+/* Blocks 1 (A) and 2 (B), pinned, dirtied in that order a tick apart. */
+static struct cache *
+dirty_a_then_b (struct cache_block **a, struct cache_block **b)
 {
   struct cache *c = new_cache (16);
-  struct cache_block *a = insert (c, 1), *b = insert (c, 2);
+
+  *a = insert (c, 1);
+  *b = insert (c, 2);
+  cache_mark_dirty (c, *a);
+  tick ();
+  cache_mark_dirty (c, *b);
+  return c;
+}
+
+static void
+free_a_and_b (struct cache *c, struct cache_block *a, struct cache_block *b)
+{
+  cache_unpin (c, a);
+  cache_unpin (c, b);
+  cache_free (c);
+}
+
+Test (cache_age, redirty_in_writeback_is_new)
+{
+  struct cache_block *a, *b;
+  struct cache *c = dirty_a_then_b (&a, &b);
   uint64_t at_b, at_a;
 
-  cache_mark_dirty (c, a);
-  tick ();
-  cache_mark_dirty (c, b);
   cr_assert_eq (cache_start_writeback (c, a), 0);
   cr_assert_eq (oldest (c, &at_b), 2); /* A left the index */
   tick ();
@@ -1182,20 +1201,15 @@ Test (cache_age, redirty_in_writeback_is_new)
   cr_assert_eq (cache_dirty_bytes (c), 2 * BS);
   cr_assert_eq (cache_end_writeback (c, b, 0), CACHE_CLEAN);
   cr_assert_eq (cache_dirty_bytes (c), BS);
-  cache_unpin (c, a);
-  cache_unpin (c, b);
-  cache_free (c);
+  free_a_and_b (c, a, b);
 }
 
 Test (cache_age, failed_writeback_is_new)
 {
-  struct cache *c = new_cache (16);
-  struct cache_block *a = insert (c, 1), *b = insert (c, 2);
+  struct cache_block *a, *b;
+  struct cache *c = dirty_a_then_b (&a, &b);
   uint64_t at_b, at_a;
 
-  cache_mark_dirty (c, a);
-  tick ();
-  cache_mark_dirty (c, b);
   oldest (c, &at_b);
   cr_assert_eq (cache_start_writeback (c, a), 0);
   tick ();
@@ -1206,9 +1220,7 @@ Test (cache_age, failed_writeback_is_new)
   cr_assert_eq (oldest (c, &at_a), 1);
   cr_assert_gt (at_a, at_b);
   cache_end_writeback (c, b, 0);
-  cache_unpin (c, a);
-  cache_unpin (c, b);
-  cache_free (c);
+  free_a_and_b (c, a, b);
 }
 
 Test (cache_age, dropped_blocks_leave_the_list)
