@@ -989,8 +989,8 @@ cache_mark_dirty_range (struct cache *c, struct cache_block *b, uint32_t from,
  * BLOCKNO at FROM under its shard lock, marking them dirty if DIRTY;
  * 1 if the block is cached, else 0. */
 static int
-copy_in (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
-         uint32_t len, bool dirty)
+write_bytes (struct cache *c, uint64_t blockno, const void *src,
+             uint32_t from, uint32_t len, bool dirty)
 {
   struct shard *s = shard_of (c, blockno);
   struct cache_block *b;
@@ -1016,14 +1016,14 @@ int
 cache_write (struct cache *c, uint64_t blockno, const void *src, uint32_t from,
              uint32_t len)
 {
-  return copy_in (c, blockno, src, from, len, true);
+  return write_bytes (c, blockno, src, from, len, true);
 }
 
 int
 cache_update (struct cache *c, uint64_t blockno, const void *src,
               uint32_t from, uint32_t len)
 {
-  return copy_in (c, blockno, src, from, len, false);
+  return write_bytes (c, blockno, src, from, len, false);
 }
 
 int
