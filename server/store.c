@@ -338,9 +338,12 @@ aio_write_chunk (struct store *st, struct aio_ctx *a, struct iocb **cbs,
       struct store_io *io = cbs[i]->data;
       io->result = store_write (st, io->buf, io->count, io->offset, false);
     }
+  /* Asking for every outstanding write at once lets the kernel wake this
+   * thread once, when the last completes, not once per completion. */
   while (done < submitted)
     {
-      int r = io_getevents (a->ctx, 1, submitted - done, events, NULL);
+      int r = io_getevents (a->ctx, submitted - done, submitted - done,
+                            events, NULL);
       if (r == -EINTR)
         continue;
       if (r < 0)
