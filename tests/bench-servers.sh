@@ -10,9 +10,11 @@
 # only), and 4 KiB writes all FUA at queue depth 16 (qemu-img bench with a
 # writethrough cache, which sends every write with FUA).  Before the
 # workloads of a server, the region is written once and read once, so that
-# the data is hot in every cache; after each workload a flush, so that the
-# next one does not start with the dirty data of the last (the half-FUA
-# workload leaves the cache of blkcache cache=writeback full of it).
+# the data is hot in every cache; after that and after each workload a
+# flush, so that the next one does not start with the dirty data of the
+# last (the prefill and the half-FUA workload leave the cache of blkcache
+# cache=writeback full of it, and its writeback would run during the next
+# workload).
 #
 # The servers take turns, for BENCH_ROUNDS rounds: each figure is the
 # median of its rounds, so that a burst of load on the machine during one
@@ -170,6 +172,7 @@ for round in $(seq 1 "$rounds"); do
       continue
     fi
     "$bench" --prefill --seconds 1 seqread -b 1M "$uri" >/dev/null
+    settle
     for w in "${workloads[@]}"; do
       IFS='|' read -r name bargs fargs <<<"$w"
       run_bench "$server" "$name" "$bargs"
