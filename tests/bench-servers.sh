@@ -19,7 +19,8 @@
 # The servers take turns, for BENCH_ROUNDS rounds: each figure is the
 # median of its rounds, so that a burst of load on the machine during one
 # run does not decide a ratio.  Prints a table of those medians and of
-# ratios to nbdkit memory and to nbdkit file, and writes it as Markdown,
+# ratios to nbdkit memory and to nbdkit file, each with its range within
+# single rounds, and writes it as Markdown,
 # with the raw results of every round and a gnuplot chart, under
 # tests/results/ (git ignores it).  The table also gives the writes per
 # flush each tool actually sent: fio's --fsync=N with a queue depth above
@@ -217,8 +218,22 @@ def ratio(tool, work, server, base):
         return "-"
     return "%.2f" % (v[3] / b[3])
 
+# The lowest and highest ratio to BASE within one round, where both ran.
+def round_span(tool, work, server, base):
+    iops = {}
+    for r in rows:
+        if r[2:4] == [tool, work] and r[1] in (server, base) and r[4] != "-":
+            iops[(r[1], r[0])] = float(r[4])
+    ratios = [iops[(server, rd)] / iops[(base, rd)]
+              for (srv, rd) in iops
+              if srv == server and iops.get((base, rd))]
+    if not ratios:
+        return "-"
+    return "%.2f-%.2f" % (min(ratios), max(ratios))
+
 head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
-        "writes/flush", "x memory", "x file"]
+        "writes/flush", "x memory", "x memory by round", "x file",
+        "x file by round"]
 table = []
 for tool, work in keys:
     for s in servers:
@@ -227,7 +242,9 @@ for tool, work in keys:
             table.append([work, tool, s, fmt(r[3], 0), fmt(r[4], 1),
                           fmt(r[5], 1), fmt(r[6], 1), fmt(r[7], 1),
                           ratio(tool, work, s, "memory"),
-                          ratio(tool, work, s, "file")])
+                          round_span(tool, work, s, "memory"),
+                          ratio(tool, work, s, "file"),
+                          round_span(tool, work, s, "file")])
 
 widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
 def line(cells):
@@ -241,7 +258,9 @@ for t in table:
 with open(results + "/results.md", "w") as f:
     f.write("# blkcache benchmark\n\n%s s per run, %s disk, 4 connections "
             "x 16 requests unless stated; each figure is the median of %s "
-            "rounds (raw.tsv has every round).\n\n"
+            "rounds (raw.tsv has every round).  \"by round\" gives the "
+            "lowest and the highest ratio within one round: how far the "
+            "load of the machine moved a ratio.\n\n"
             % (seconds, size, rounds))
     f.write("| " + " | ".join(head) + " |\n")
     f.write("|" + "|".join("---" if i < 3 else "---:"
