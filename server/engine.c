@@ -618,7 +618,9 @@ insert_block (struct engine *e, struct cache_block *b, uint64_t blk)
 
 /* --- read ------------------------------------------------------------ */
 
-/* Copy [offset, offset+count) of block BLK's data out to OUT (if any). */
+/* Copy [offset, offset+count) of pinned block B's data out to OUT (if
+ * any).  Without the shard lock: the caller holds B's range, which keeps
+ * out every writer of an inserted block (cache_write, cache_update). */
 static void
 copy_out (struct engine *e, struct cache_block *b, char *out, uint64_t offset,
           uint64_t count)
@@ -1009,8 +1011,8 @@ direct_io (struct engine *e, const struct direct_req *q)
 
 /* --- cached writes --------------------------------------------------- */
 
-/* Copy COUNT bytes from SRC into block B at disk offset FROM (inside the
- * block).  The caller holds the block's range. */
+/* Copy COUNT bytes from SRC into block B, not inserted yet, at disk offset
+ * FROM (inside the block); an inserted block is written by cache_write. */
 static void
 copy_in (struct engine *e, struct cache_block *b, const char *src,
          uint64_t from, uint64_t count)
