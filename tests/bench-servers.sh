@@ -19,8 +19,8 @@
 # The servers take turns, for BENCH_ROUNDS rounds: each figure is the
 # median of its rounds, so that a burst of load on the machine during one
 # run does not decide a ratio.  Prints a table of those medians and of
-# ratios to nbdkit memory and to nbdkit file, each with its range within
-# single rounds, and writes it as Markdown,
+# ratios to nbdkit memory and to nbdkit file, each with the median and the
+# range of the ratios within single rounds, and writes it as Markdown,
 # with the raw results of every round and a gnuplot chart, under
 # tests/results/ (git ignores it).  The table also gives the writes per
 # flush each tool actually sent: fio's --fsync=N with a queue depth above
@@ -218,7 +218,8 @@ def ratio(tool, work, server, base):
         return "-"
     return "%.2f" % (v[3] / b[3])
 
-# The lowest and highest ratio to BASE within one round, where both ran.
+# The ratios to BASE within single rounds, where both ran: their median,
+# lowest and highest.
 def round_span(tool, work, server, base):
     iops = {}
     for r in rows:
@@ -229,7 +230,8 @@ def round_span(tool, work, server, base):
               if srv == server and iops.get((base, rd))]
     if not ratios:
         return "-"
-    return "%.2f-%.2f" % (min(ratios), max(ratios))
+    return "%.2f [%.2f-%.2f]" % (statistics.median(ratios), min(ratios),
+                                 max(ratios))
 
 head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
         "writes/flush", "x memory", "x memory by round", "x file",
@@ -259,8 +261,11 @@ with open(results + "/results.md", "w") as f:
     f.write("# blkcache benchmark\n\n%s s per run, %s disk, 4 connections "
             "x 16 requests unless stated; each figure is the median of %s "
             "rounds (raw.tsv has every round).  \"by round\" gives the "
-            "lowest and the highest ratio within one round: how far the "
-            "load of the machine moved a ratio.\n\n"
+            "median, the lowest and the highest of the ratios within "
+            "single rounds (a server against the reference of its own "
+            "round): a slow drift of the machine's load moves that median "
+            "less than the ratio of the medians, and the range shows how "
+            "far the load moved a ratio.\n\n"
             % (seconds, size, rounds))
     f.write("| " + " | ".join(head) + " |\n")
     f.write("|" + "|".join("---" if i < 3 else "---:"
