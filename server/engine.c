@@ -195,17 +195,34 @@ race_window (struct engine *e)
     usleep (e->cfg.race_window_us);
 }
 
-/* [*start, *end) covering [offset, offset+count) rounded out to the lock
- * granularity and clipped to the disk. */
+/* [*start, *end) covering [offset, offset+count) rounded out to a
+ * multiple of UNIT and clipped to the disk. */
+static void
+round_out (const struct engine *e, uint64_t unit, uint64_t offset,
+           uint64_t count, uint64_t *start, uint64_t *end)
+{
+  *start = offset - offset % unit;
+  *end = offset + count;
+  if (*end % unit)
+    *end += unit - *end % unit;
+  *end = min_u64 (*end, e->st->size);
+}
+
+/* The range [offset, offset+count) locks: rounded out to the lock
+ * granularity. */
 static void
 span_of (const struct engine *e, uint64_t offset, uint64_t count,
          uint64_t *start, uint64_t *end)
 {
-  *start = offset - offset % e->gran;
-  *end = offset + count;
-  if (*end % e->gran)
-    *end += e->gran - *end % e->gran;
-  *end = min_u64 (*end, e->st->size);
+  round_out (e, e->gran, offset, count, start, end);
+}
+
+/* The store sectors [offset, offset+count) touches. */
+static void
+sectors_of (const struct engine *e, uint64_t offset, uint64_t count,
+            uint64_t *start, uint64_t *end)
+{
+  round_out (e, e->st->align, offset, count, start, end);
 }
 
 /* Lock [start, end), then check [from, to), a part of it: if an ordered
@@ -874,10 +891,10 @@ write_store (struct engine *e, const char *buf, uint64_t count,
              uint64_t offset, bool fua)
 {
   struct store *st = e->st;
-  uint64_t start = store_align_down (st, offset);
-  uint64_t end = min_u64 (store_align_up (st, offset + count), st->size);
+  uint64_t start, end;
   int r;
 
+  sectors_of (e, offset, count, &start, &end);
   if (start == offset && end == offset + count)
     return store_write (st, buf, count, offset, fua);
 
@@ -1063,8 +1080,7 @@ direct_io (struct engine *e, const struct direct_req *q)
    * the whole block, so it still excludes this I/O, while direct I/Os on
    * disjoint sectors of one block run at once (each updates its own bytes
    * of a cached block). */
-  start = store_align_down (e->st, q->offset);
-  end = min_u64 (store_align_up (e->st, q->offset + q->count), e->st->size);
+  sectors_of (e, q->offset, q->count, &start, &end);
   lock_range (e, start, end);
   r = ordered_add (e->oq, start, end - 1, kind, &oe);
   if (r < 0)
@@ -1125,8 +1141,7 @@ cached_write (struct engine *e, const char *buf, uint64_t count,
   int r = 0;
 
   span_of (e, offset, count, &start, &end);
-  io_start = store_align_down (e->st, offset);
-  io_end = min_u64 (store_align_up (e->st, offset + count), e->st->size);
+  sectors_of (e, offset, count, &io_start, &io_end);
   balance_dirty (e);
 again:
   lock_range_for (e, start, end, io_start > start ? io_start : start, io_end);
