@@ -32,11 +32,9 @@
  * write's) before it is inserted, since read hits take no lock and would
  * otherwise see the bytes of the block its buffer held before.
  * Writeback locks a run of dirty blocks, marks them WRITEBACK, adds an
- * ordered extent over the sectors it will write, unlocks, writes, and
- * marks them CLEAN (or DIRTY again on error, which the next flush
- * reports, or when written into meanwhile).  A writer waits only for the
- * extents on its own sectors (lock_range_for), so it may write into a
- * block in WRITEBACK, but never into the bytes being written back.
+ * ordered extent, unlocks, writes, and marks them CLEAN (or DIRTY again on
+ * error, which the next flush reports).  Blocks in WRITEBACK are never
+ * written into: every writer's lock_range() waits for that extent first.
  *
  * Memory.  cache_alloc() never sleeps.  When it fails, the caller unlocks
  * its range, makes room with no lock held (writing back a dirty victim, or
@@ -59,14 +57,13 @@
  * A flush writes back only the blocks dirtied before it began, in
  * batches of runs: it takes each run as above, in ascending order, then
  * writes the dirty parts of all of them as one store batch (Linux AIO),
- * then completes them.  It leaves out the runs with someone else's
- * writeback in flight, waits for every writeback, and makes another pass
- * for those (writeback_all).
+ * then completes them.
  *
  * Lock ordering: a thread holds at most one range; the cache's and the
- * ordered queue's mutexes are leaves taken inside their calls.  No thread
- * waits for an ordered extent while it holds one that is not in flight
- * (writeback_runs).
+ * ordered queue's mutexes are leaves taken inside their calls.  A thread
+ * taking a batch holds the ordered extents of the runs it has taken while
+ * it waits for the next run's range; runs are taken in ascending order, so
+ * those waits cannot form a cycle (writeback_runs).
  */
 #include <config.h>
 
@@ -195,72 +192,37 @@ race_window (struct engine *e)
     usleep (e->cfg.race_window_us);
 }
 
-/* [*start, *end) covering [offset, offset+count) rounded out to a
- * multiple of UNIT and clipped to the disk. */
-static void
-round_out (const struct engine *e, uint64_t unit, uint64_t offset,
-           uint64_t count, uint64_t *start, uint64_t *end)
-{
-  *start = offset - offset % unit;
-  *end = offset + count;
-  if (*end % unit)
-    *end += unit - *end % unit;
-  *end = min_u64 (*end, e->st->size);
-}
-
-/* The range [offset, offset+count) locks: rounded out to the lock
- * granularity. */
+/* [*start, *end) covering [offset, offset+count) rounded out to the lock
+ * granularity and clipped to the disk. */
 static void
 span_of (const struct engine *e, uint64_t offset, uint64_t count,
          uint64_t *start, uint64_t *end)
 {
-  round_out (e, e->gran, offset, count, start, end);
+  *start = offset - offset % e->gran;
+  *end = offset + count;
+  if (*end % e->gran)
+    *end += e->gran - *end % e->gran;
+  *end = min_u64 (*end, e->st->size);
 }
 
-/* The store sectors [offset, offset+count) touches. */
-static void
-sectors_of (const struct engine *e, uint64_t offset, uint64_t count,
-            uint64_t *start, uint64_t *end)
-{
-  round_out (e, e->st->align, offset, count, start, end);
-}
-
-/* Lock [start, end), then check [from, to), a part of it: if an ordered
- * extent is in flight there, unlock and return false. */
-static bool
-lock_range_if_idle (struct engine *e, uint64_t start, uint64_t end,
-                    uint64_t from, uint64_t to)
-{
-  if (extent_trylock (e->locks, start, end - 1) == -EBUSY)
-    {
-      bump (&e->lock_waits);
-      extent_lock (e->locks, start, end - 1);
-    }
-  if (!ordered_lookup (e->oq, from, to - 1, NULL))
-    return true;
-  extent_unlock (e->locks, start, end - 1);
-  return false;
-}
-
-/* Lock [start, end) with no ordered extent in flight on [from, to), a
- * part of it (design: lock, check, unlock and wait, retry).  The caller
- * must hold no range. */
-static void
-lock_range_for (struct engine *e, uint64_t start, uint64_t end,
-                uint64_t from, uint64_t to)
-{
-  while (!lock_range_if_idle (e, start, end, from, to))
-    {
-      bump (&e->recheck_retries);
-      ordered_wait_range (e->oq, from, to - 1);
-    }
-}
-
-/* Lock [start, end) with no ordered extent in flight on it. */
+/* Lock [start, end) with no ordered extent in flight on it (design: lock,
+ * check, unlock and wait, retry).  The caller must hold no range. */
 static void
 lock_range (struct engine *e, uint64_t start, uint64_t end)
 {
-  lock_range_for (e, start, end, start, end);
+  for (;;)
+    {
+      if (extent_trylock (e->locks, start, end - 1) == -EBUSY)
+        {
+          bump (&e->lock_waits);
+          extent_lock (e->locks, start, end - 1);
+        }
+      if (!ordered_lookup (e->oq, start, end - 1, NULL))
+        return;
+      extent_unlock (e->locks, start, end - 1);
+      bump (&e->recheck_retries);
+      ordered_wait_range (e->oq, start, end - 1);
+    }
 }
 
 static void
@@ -292,40 +254,6 @@ group_commit (struct engine *e, uint64_t stamp)
 
 /* --- writeback ------------------------------------------------------- */
 
-/* [*from, *to): the bytes of a block of LEN bytes that writing back its
- * granules (1/64ths) [I, J) writes, rounded out to the store's
- * alignment.  *from >= *to when they lie past the end of the disk. */
-static void
-granule_bytes (const struct engine *e, unsigned i, unsigned j, uint64_t len,
-               uint64_t *from, uint64_t *to)
-{
-  uint64_t g = e->cfg.block_size / 64;
-
-  *from = store_align_down (e->st, i * g);
-  *to = min_u64 (store_align_up (e->st, j * g), len);
-}
-
-/* [*lo, *hi): the disk bytes that the writeback of block B with MASK
- * writes (its first part to its last), or all of B when it writes none. */
-static void
-writeback_span (const struct engine *e, struct cache_block *b, uint64_t mask,
-                uint64_t *lo, uint64_t *hi)
-{
-  uint64_t blk = cache_block_number (b), len = block_len (e, blk);
-  uint64_t from = 0, to = 0;
-
-  if (mask != 0)
-    granule_bytes (e, __builtin_ctzll (mask), 64 - __builtin_clzll (mask),
-                   len, &from, &to);
-  if (from >= to)
-    {
-      from = 0;
-      to = len;
-    }
-  *lo = blk * e->cfg.block_size + from;
-  *hi = blk * e->cfg.block_size + to;
-}
-
 /* Add to IOS (when not NULL) the writes of the parts of block B, in
  * writeback, written since its previous writeback (MASK, from
  * cache_writeback_mask), each run of dirty 1/64ths rounded out to the
@@ -337,7 +265,7 @@ static size_t
 dirty_parts (struct engine *e, struct cache_block *b, uint64_t mask,
              struct store_io *ios)
 {
-  uint64_t B = e->cfg.block_size;
+  uint64_t B = e->cfg.block_size, g = B / 64;
   uint64_t blk = cache_block_number (b), len = block_len (e, blk);
   const char *data = cache_block_data (b);
   uint64_t prev_to = 0;
@@ -348,8 +276,8 @@ dirty_parts (struct engine *e, struct cache_block *b, uint64_t mask,
       /* The lowest run of set bits: [i, j). */
       unsigned i = __builtin_ctzll (mask);
       unsigned j = ~mask >> i ? i + __builtin_ctzll (~mask >> i) : 64;
-      uint64_t from, to;
-      granule_bytes (e, i, j, len, &from, &to);
+      uint64_t from = store_align_down (e->st, i * g);
+      uint64_t to = min_u64 (store_align_up (e->st, j * g), len);
       if (from >= to) /* past the end of the disk's last block */
         break;
       if (n > 0 && from <= prev_to)
@@ -388,52 +316,36 @@ struct wb_run
 };
 
 /* Take the dirty blocks among FIRST .. FIRST+N-1 for writeback: lock the
- * range (if an ordered extent is in flight on it, wait for it when WAIT,
- * else return -EBUSY), mark the blocks WRITEBACK, add an ordered extent
- * from the first part they will write to the last (writeback_span) and
- * unlock.  From then on those bytes of their buffers are stable, since
- * every writer waits for the extents on the sectors it writes.  Returns 0
- * (with W->nr == 0 when none was dirty any more) or a negative errno. */
+ * range (waiting for the ordered extents on it), mark the blocks WRITEBACK,
+ * add an ordered extent over them and unlock.  From then on their buffers
+ * are stable, since every writer waits for that extent.  Returns 0 (with
+ * W->nr == 0 when none was dirty any more) or a negative errno. */
 static int
-writeback_begin (struct engine *e, uint64_t first, uint64_t n, bool wait,
+writeback_begin (struct engine *e, uint64_t first, uint64_t n,
                  struct wb_run *w)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t start = first * B, end = min_u64 ((first + n) * B, e->st->size);
-  uint64_t oe_start = 0, oe_end = 0;
   int r;
 
   w->nr = 0;
   w->blocks = calloc (n, sizeof *w->blocks);
   if (w->blocks == NULL)
     return -ENOMEM;
-  if (wait)
-    lock_range (e, start, end);
-  else if (!lock_range_if_idle (e, start, end, start, end))
-    {
-      free (w->blocks);
-      w->blocks = NULL;
-      return -EBUSY;
-    }
+  lock_range (e, start, end);
   for (uint64_t i = 0; i < n; i++)
     {
       struct cache_block *b = cache_peek (e->cache, first + i);
-      uint64_t lo, hi;
       if (b == NULL)
         continue;
       if (cache_start_writeback (e->cache, b) == 0)
-        {
-          uint64_t mask = cache_writeback_mask (e->cache, b);
-          w->blocks[w->nr++] = (struct wb_block) { .b = b, .mask = mask };
-          writeback_span (e, b, mask, &lo, &hi);
-          oe_start = w->nr == 1 ? lo : oe_start;
-          oe_end = hi;
-        }
+        w->blocks[w->nr++] = (struct wb_block) {
+          .b = b, .mask = cache_writeback_mask (e->cache, b)
+        };
       else
         cache_unpin (e->cache, b);
     }
-  r = w->nr ? ordered_add (e->oq, oe_start, oe_end - 1, ORDERED_WRITEBACK,
-                           &w->oe)
+  r = w->nr ? ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &w->oe)
             : 0;
   if (r < 0)
     {
@@ -454,19 +366,19 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n, bool wait,
 }
 
 /* Write back the dirty blocks of the NR RUNS, ascending and disjoint: take
- * them (writeback_begin), then write all their dirty parts as one store
- * batch, so the disk sees them together, then end each block's writeback
- * and complete each run's extent.  With SKIPPED NULL it waits for the
- * ordered extents in flight on each run, which only a caller with one run
- * may ask; otherwise a run with one in flight is left out and *SKIPPED
- * set, so this thread never waits while it holds an extent.  The caller
- * holds no range.
+ * them all (writeback_begin), then write all their dirty parts as one
+ * store batch, so the disk sees them together, then end each block's
+ * writeback and complete each run's extent.  The caller holds no range.
+ *
+ * While it takes a run this thread holds the extents of the runs before
+ * it and may wait for someone else's extent.  Everyone who holds several
+ * extents took them in ascending order, and waits only for a range above
+ * all of its own, so no cycle of waits can form.
  *
  * Returns 0 or the first error (which also stays recorded for the next
  * flush). */
 static int
-writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr,
-                bool *skipped)
+writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
 {
   struct wb_run *w = calloc (nr, sizeof *w);
   struct store_io *ios = NULL;
@@ -476,15 +388,8 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr,
   if (w == NULL)
     return -ENOMEM;
   for (taken = 0; taken < nr && err == 0; taken++)
-    {
-      err = writeback_begin (e, runs[taken].start, runs[taken].count,
-                             skipped == NULL, &w[taken]);
-      if (err == -EBUSY)
-        {
-          err = 0;
-          *skipped = true;
-        }
-    }
+    err = writeback_begin (e, runs[taken].start, runs[taken].count,
+                           &w[taken]);
   for (size_t r = 0; r < taken; r++)
     for (uint64_t i = 0; i < w[r].nr; i++)
       {
@@ -547,41 +452,28 @@ writeback_run (struct engine *e, uint64_t first, uint64_t n)
 {
   struct cache_run run = { .start = first, .count = n };
 
-  return writeback_runs (e, &run, 1, NULL);
+  return writeback_runs (e, &run, 1);
 }
 
 /* Write back every block dirtied at or before DIRTIED_BY (UINT64_MAX for
- * every block dirty now), in ascending order, a batch of runs at a time,
- * and wait for the writebacks in flight.  A block being written back by
- * someone else that was written into again before DIRTIED_BY is left for
- * a later pass, after waiting for every writeback in flight; the blocks
- * dirtied after the first pass began are not written.  The caller holds
- * no range. */
+ * every dirty block), in ascending order, a batch of runs at a time.  The
+ * caller holds no range. */
 static int
 writeback_all (struct engine *e, uint64_t dirtied_by)
 {
   struct cache_run runs[WRITEBACK_BATCH_RUNS];
-  bool skipped;
+  uint64_t cursor = 0;
+  size_t n;
   int err = 0;
 
-  dirtied_by = min_u64 (dirtied_by, cache_clock ());
-  do
+  while ((n = cache_dirty_runs (e->cache, cursor, WRITEBACK_BATCH_BLOCKS,
+                                dirtied_by, runs, WRITEBACK_BATCH_RUNS)) > 0)
     {
-      uint64_t cursor = 0;
-      size_t n;
-      skipped = false;
-      while ((n = cache_dirty_runs (e->cache, cursor, WRITEBACK_BATCH_BLOCKS,
-                                    dirtied_by, runs,
-                                    WRITEBACK_BATCH_RUNS)) > 0)
-        {
-          int r = writeback_runs (e, runs, n, &skipped);
-          if (err == 0)
-            err = r;
-          cursor = runs[n - 1].start + runs[n - 1].count;
-        }
-      ordered_wait_all (e->oq);
+      int r = writeback_runs (e, runs, n);
+      if (err == 0)
+        err = r;
+      cursor = runs[n - 1].start + runs[n - 1].count;
     }
-  while (skipped && err == 0);
   return err;
 }
 
@@ -891,10 +783,10 @@ write_store (struct engine *e, const char *buf, uint64_t count,
              uint64_t offset, bool fua)
 {
   struct store *st = e->st;
-  uint64_t start, end;
+  uint64_t start = store_align_down (st, offset);
+  uint64_t end = min_u64 (store_align_up (st, offset + count), st->size);
   int r;
 
-  sectors_of (e, offset, count, &start, &end);
   if (start == offset && end == offset + count)
     return store_write (st, buf, count, offset, fua);
 
@@ -1080,7 +972,8 @@ direct_io (struct engine *e, const struct direct_req *q)
    * the whole block, so it still excludes this I/O, while direct I/Os on
    * disjoint sectors of one block run at once (each updates its own bytes
    * of a cached block). */
-  sectors_of (e, q->offset, q->count, &start, &end);
+  start = store_align_down (e->st, q->offset);
+  end = min_u64 (store_align_up (e->st, q->offset + q->count), e->st->size);
   lock_range (e, start, end);
   r = ordered_add (e->oq, start, end - 1, kind, &oe);
   if (r < 0)
@@ -1136,15 +1029,14 @@ cached_write (struct engine *e, const char *buf, uint64_t count,
 {
   uint64_t B = e->cfg.block_size;
   uint64_t first = offset / B, last = (offset + count - 1) / B;
-  uint64_t start, end, io_start, io_end;
+  uint64_t start, end;
   struct cache_block *spare = NULL;
   int r = 0;
 
   span_of (e, offset, count, &start, &end);
-  sectors_of (e, offset, count, &io_start, &io_end);
   balance_dirty (e);
 again:
-  lock_range_for (e, start, end, io_start > start ? io_start : start, io_end);
+  lock_range (e, start, end);
   for (uint64_t blk = first; blk <= last; blk++)
     {
       uint64_t bstart = blk * B;
@@ -1263,8 +1155,7 @@ engine_flush (struct engine *e)
    * extents were added (ENOMEM) is not in the queue. */
   if (e->cache)
     wb = writeback_all (e, cache_clock ());
-  else
-    ordered_wait_all (e->oq);
+  ordered_wait_all (e->oq);
   r = ordered_take_error (e->oq);
   r2 = group_commit (e, ordered_stamp (e->oq));
   return wb < 0 ? wb : r < 0 ? r : r2;

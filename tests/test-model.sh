@@ -3,7 +3,10 @@
 # no error in the model of the engine's coherence protocol as it is
 # (blkcache.pml), a stale read in each of the two seeded mutants, a
 # deadlock in the third, and a CLEAN block that differs from the disk in
-# the bug that commit 49a81d0 fixed.  Bounded so that it takes well under a minute on two cores; BLKCACHE_MODEL_FULL=1
+# the bug that commit 49a81d0 fixed; and no deadlock in the model of
+# batched writeback's lock ordering (batch.pml), but one when a flush
+# takes its runs in descending order.  Bounded so
+# that it takes well under a minute on two cores; BLKCACHE_MODEL_FULL=1
 # adds larger configurations (server/model/README has the figures).
 . "${top_srcdir:-..}/tests/functions.sh"
 requires spin gcc
@@ -101,6 +104,9 @@ verify ()
   verify engine-dirty none -DNB=2 -DNREADERS=2 -DALLOC_FAIL -DINIT_DIRTY
   verify engine-sectors-dio-err none -DNB=2 -DSECTOR_BYTES=1 -DD1_BYTE1 \
     -DNREADERS=2 -DALLOC_FAIL -DDIO_ERR -DD1_ZERO
+  # Batched writeback: two flushes, a direct write and a cached write
+  # over four blocks; runs taken in ascending order never deadlock.
+  model="$models/batch.pml" verify batch none
 ) >"$TESTDIR/lane1.log" 2>&1 &
 lane1=$!
 (
@@ -131,6 +137,10 @@ verify drop-before-lock-race stale -DNB=1 -DNREADERS=2 -DSTALE_ONLY \
 # holding the range it needs deadlocks.
 verify wait-locked deadlock -DNB=2 -DNREADERS=2 -DINIT_DIRTY \
   -DSEED_BUG_WAIT_LOCKED
+
+# A flush taking its runs in descending order while another takes them
+# in ascending order deadlocks: the batch model's check is not vacuous.
+model="$models/batch.pml" verify batch-descending deadlock -DDESCENDING
 
 # The engine before commit 49a81d0: a failed direct write leaves a DIRTY
 # block's dirty mask alone, and its writeback turns it CLEAN while the

@@ -12,10 +12,7 @@
  * is one, even a DIRTY one; writeback writes only the parts of a block
  * written since its previous writeback; cache_alloc never sleeps, and a
  * thread that finds the cache full unlocks, makes room and starts over.
- * Cached and direct writes wait only for a writeback of the sectors
- * they write (server/README, point 7): they may write into a block in
- * WRITEBACK outside the sectors being written back, and the block stays
- * dirty.  This file models the engine as it is, with those departures.
+ * This file models the engine as it is, with those departures.
  * tests/test-model.sh checks it; server/model/README has the commands,
  * the results and a finding.
  *
@@ -80,8 +77,7 @@
  *   waiter may win, which only adds interleavings.
  * - The ordered queue (ordered.c): only a writeback's extent is ever seen
  *   by another thread (a direct write adds and completes its extent while
- *   it holds the range lock), so it is the mask wb_m of the sectors that
- *   writeback writes (all of the block if none) plus a bit wb_seq
+ *   it holds the range lock), so it is the flag wb_oe plus a bit wb_seq
  *   that flips at each ordered_add; ordered_wait_range waits until that
  *   extent has completed.  Direct writes' extents are the mask dio_m of
  *   the bytes they cover, and lock_range checks that nobody ever sees one
@@ -259,8 +255,7 @@ byte lkm;                       /* the locked bytes (whole sectors) */
 byte lko[NB];                   /* the owner of each locked byte */
 
 /* The ordered queue. */
-byte wb_m;                      /* the bytes (whole sectors) under the
-                                 * writeback in flight, 0 when none */
+bool wb_oe;                     /* a writeback of the block is in flight */
 bit wb_seq;                     /* flips at each ordered_add of a writeback */
 byte dio_m;                     /* bytes under a direct write's extent */
 
@@ -333,16 +328,15 @@ inline judge ()
 #define OWNS(me, m) (lkm == 1 && lko[0] == (me))
 #endif
 
-/* Lock the bytes M (whole sectors) for ME, with no writeback in flight on
- * the bytes C, a part of M (lock_range_for). */
-inline lock_range_for (me, m, c)
+/* Lock the bytes M (whole sectors) for ME. */
+inline lock_range (me, m)
 {
   do
   :: atomic {
        (lkm & (m)) == 0 -> LOCKSET (me, m);
        check ((dio_m & (m)) == 0);  /* nobody sees a direct write's extent */
        if
-       :: (wb_m & (c)) == 0 -> break
+       :: !wb_oe -> break           /* a writeback covers the whole block */
 #ifndef SEED_BUG_WAIT_LOCKED
        :: else -> LOCKCLR (m); seq = wb_seq
 #else
@@ -350,16 +344,13 @@ inline lock_range_for (me, m, c)
 #endif
        fi
      };
-     ((wb_m & (c)) == 0 || wb_seq != seq)   /* ordered_wait_range */
+     (!wb_oe || wb_seq != seq)      /* ordered_wait_range */
 #ifdef SEED_BUG_WAIT_LOCKED
      ; d_step { LOCKCLR (m) }
 #endif
   od;
   seq = 0
 }
-
-/* lock_range: lock M with no writeback in flight on any of it. */
-#define lock_range(me, m) lock_range_for (me, m, m)
 
 /* extent_unlock (plain statements, for use inside a d_step) */
 #define UNLOCK(me, m) check (OWNS (me, m)); LOCKCLR (m)
@@ -550,46 +541,31 @@ proctype Direct (byte me; byte w; byte covm; bool zero)
      d_step { DROP (1) }        /* wholly zeroed: dropped, even DIRTY */
   :: ok && !(zero && covm == ALL) ->
      /* cache_peek; the new bytes, memcpy'd byte by byte while hit readers
-      * may be copying out (into a block in WRITEBACK only outside the
-      * sectors being written back: lock_range waited); cache_unpin */
+      * may be copying out; cache_unpin */
      d_step {
        PEEK (me);
-       if
-       :: found -> check ((wb_m & ROUND (covm)) == 0); PUT (0, w, covm)
-       :: else
-       fi
+       if :: found -> check (cst != WRITEBACK); PUT (0, w, covm) :: else fi
      };
 #if NB == 2
      /* (if a direct write of the other sector failed meanwhile and dropped
       * the block, this memcpy goes to the dropped block) */
-     d_step {
-       if
-       :: found && (pinned & me) ->
-          check ((wb_m & ROUND (covm)) == 0); PUT (1, w, covm)
-       :: else
-       fi
-     };
+     d_step { if :: found && (pinned & me) -> PUT (1, w, covm) :: else fi };
 #endif
      skip
   :: !ok ->
-     /* invalidate_cache: cache_drop_range, CLEAN dropped, DIRTY and
-      * WRITEBACK kept (invariant 3); then cache_peek,
-      * cache_mark_dirty_range of the sectors the write touched (a block
-      * in WRITEBACK, whose writeback does not write them, is redirtied),
-      * cache_unpin: the failed write may have changed them on the disk,
-      * so the next writeback must put the block's bytes back.  One step:
-      * writeback, the only reader of the mask, needs the whole block's
-      * range, and no block can be hashed anew while this write holds part
-      * of it. */
+     /* invalidate_cache: cache_drop_range, CLEAN dropped, DIRTY kept
+      * (invariant 3); then cache_peek, cache_mark_dirty_range of the
+      * sectors the write touched, cache_unpin: the failed write may have
+      * changed them on the disk, so the next writeback must put the
+      * block's bytes back.  One step: writeback, the only reader of the
+      * mask, needs the whole block's range, and no block can be hashed
+      * anew while this write holds part of it. */
      d_step {
        DROP (0);
 #ifndef BUG_INVALIDATE_KEEPS_MASK
        if
-       :: cached && cst == DIRTY -> dmask = dmask | ROUND (covm)
-       :: cached && cst == WRITEBACK ->
-          check ((wb_m & ROUND (covm)) == 0);
-          redirt = 1; dmask = dmask | ROUND (covm)
-       :: else -> check (!cached)
+       :: cached -> check (cst == DIRTY); dmask = dmask | ROUND (covm)
+       :: else
        fi;
 #endif
        skip
@@ -618,18 +594,15 @@ proctype Cached (byte me; byte w; byte covm)
 
   /* balance_dirty comes first and writes back with no lock held, as the
    * Writeback process does. */
-  /* It locks the whole block but waits only for a writeback of its own
-   * sectors. */
-  atomic { sup[w] = replied; lock_range_for (me, ALL, ROUND (covm)) };
+  atomic { sup[w] = replied; lock_range (me, ALL) }; /* issued; lock */
 again:
   atomic { PEEK (me) };
   if
-  :: found ->                   /* copy_in, byte by byte (into a block in
-                                 * WRITEBACK only outside the sectors
-                                 * being written: lock_range_for waited) */
-     d_step { check ((wb_m & ROUND (covm)) == 0); PUT (0, w, covm) };
+  :: found ->                   /* copy_in, byte by byte (never into a
+                                 * block in WRITEBACK: lock_range waited) */
+     d_step { check (cst != WRITEBACK); PUT (0, w, covm) };
 #if NB == 2
-     d_step { check ((wb_m & ROUND (covm)) == 0); PUT (1, w, covm) };
+     d_step { PUT (1, w, covm) };
 #endif
      skip
   :: else ->
@@ -638,15 +611,14 @@ again:
      :: !spare ->               /* take_block -EAGAIN: unlock,
                                  * reserve_block, start over */
         d_step { UNLOCK (me, ALL); spare = 1 };
-        lock_range_for (me, ALL, ROUND (covm));
+        lock_range (me, ALL);
         goto again
      :: true
      fi;
 #endif
-     /* a new block: store_read if the write does not cover all of it
-      * (no writeback of an uncached block is in flight); copy_in */
+     /* a new block: store_read if the write does not cover all of it;
+      * copy_in */
      d_step {
-       check (wb_m == 0);
        hb = 0;
        do
        :: hb < NB ->
@@ -722,10 +694,8 @@ end:
        :: cached && cst == DIRTY ->
           pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
           wbmask = dmask; dmask = 0;
-          check (wb_m == 0);
-          /* its extent: the sectors it writes (writeback_span) */
-          wb_m = (ROUND (wbmask) != 0 -> ROUND (wbmask) : ALL);
-          wb_seq = 1 - wb_seq
+          check (!wb_oe);
+          wb_oe = 1; wb_seq = 1 - wb_seq
        :: else -> found = 0
        fi;
        UNLOCK (me, ALL)
@@ -768,10 +738,10 @@ end:
           err = 0
         };
 #ifndef SEED_BUG_WAIT_LOCKED
-        d_step { wb_m = 0; found = 0 }       /* ordered_complete */
+        d_step { wb_oe = 0; found = 0 }      /* ordered_complete */
 #else
         /* the mutant's writeback takes its range again to complete */
-        atomic { lkm == 0 -> LOCKSET (me, ALL); wb_m = 0; found = 0;
+        atomic { lkm == 0 -> LOCKSET (me, ALL); wb_oe = 0; found = 0;
                  LOCKCLR (ALL) }
 #endif
      :: else
