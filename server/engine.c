@@ -31,8 +31,8 @@
  * block a cached write creates is filled (the disk's bytes, then the
  * write's) before it is inserted, since read hits take no lock and would
  * otherwise see the bytes of the block its buffer held before.
- * Writeback locks a run of dirty blocks, marks them WRITEBACK, adds an
- * ordered extent, unlocks, writes, and marks them CLEAN (or DIRTY again on
+ * Writeback locks a run of dirty blocks, adds an ordered extent, marks
+ * them WRITEBACK, unlocks, writes, and marks them CLEAN (or DIRTY again on
  * error, which the next flush reports).  Blocks in WRITEBACK are never
  * written into: every writer's lock_range() waits for that extent first.
  *
@@ -316,10 +316,12 @@ struct wb_run
 };
 
 /* Take the dirty blocks among FIRST .. FIRST+N-1 for writeback: lock the
- * range (waiting for the ordered extents on it), mark the blocks WRITEBACK,
- * add an ordered extent over them and unlock.  From then on their buffers
- * are stable, since every writer waits for that extent.  Returns 0 (with
- * W->nr == 0 when none was dirty any more) or a negative errno. */
+ * range (waiting for the ordered extents on it), add an ordered extent
+ * over it, mark the blocks WRITEBACK and unlock.  From then on their
+ * buffers are stable, since every writer waits for that extent.  The
+ * extent is in the queue before any block leaves the dirty index, so a
+ * flush either finds a block dirty or waits for its writeback.  Returns 0
+ * (with W->nr == 0 when none was dirty any more) or a negative errno. */
 static int
 writeback_begin (struct engine *e, uint64_t first, uint64_t n,
                  struct wb_run *w)
@@ -333,28 +335,24 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n,
   if (w->blocks == NULL)
     return -ENOMEM;
   lock_range (e, start, end);
-  for (uint64_t i = 0; i < n; i++)
+  r = ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &w->oe);
+  if (r == 0)
     {
-      struct cache_block *b = cache_peek (e->cache, first + i);
-      if (b == NULL)
-        continue;
-      if (cache_start_writeback (e->cache, b) == 0)
-        w->blocks[w->nr++] = (struct wb_block) {
-          .b = b, .mask = cache_writeback_mask (e->cache, b)
-        };
-      else
-        cache_unpin (e->cache, b);
-    }
-  r = w->nr ? ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &w->oe)
-            : 0;
-  if (r < 0)
-    {
-      for (uint64_t i = 0; i < w->nr; i++)
+      for (uint64_t i = 0; i < n; i++)
         {
-          cache_end_writeback (e->cache, w->blocks[i].b, r);
-          cache_unpin (e->cache, w->blocks[i].b);
+          struct cache_block *b = cache_peek (e->cache, first + i);
+          if (b == NULL)
+            continue;
+          if (cache_start_writeback (e->cache, b) == 0)
+            w->blocks[w->nr++] = (struct wb_block) {
+              .b = b, .mask = cache_writeback_mask (e->cache, b)
+            };
+          else
+            cache_unpin (e->cache, b);
         }
-      w->nr = 0;
+      race_window (e);
+      if (w->nr == 0)
+        ordered_complete (e->oq, w->oe, 0);
     }
   unlock_range (e, start, end);
   if (w->nr == 0)

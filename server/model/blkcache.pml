@@ -687,8 +687,10 @@ end:
   do
   :: cached && cst == DIRTY ->  /* cache_dirty_runs, with no lock */
      lock_range (me, ALL);
-     /* cache_peek, cache_start_writeback, ordered_add, unlock_range (under
-      * the lock: nobody can see these apart) */
+     /* ordered_add, cache_peek, cache_start_writeback, unlock_range
+      * (under the lock: no process here can see them apart; a flush,
+      * which lists the dirty index with no lock and is not modelled,
+      * could, hence that order: server/README, point 6) */
      d_step {
        if
        :: cached && cst == DIRTY ->
