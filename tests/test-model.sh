@@ -2,8 +2,9 @@
 # The Promela models of the engine (server/model/README): spin must find
 # no error in the model of the engine's coherence protocol as it is
 # (blkcache.pml), a stale read in each of the two seeded mutants, a
-# deadlock in the third, and a CLEAN block that differs from the disk in
-# the bug that commit 49a81d0 fixed; and no deadlock in the model of
+# deadlock in the third, a CLEAN block that differs from the disk in
+# the bug that commit 49a81d0 fixed, and a flush that misses a write in
+# the bug that commit 0ad1a87 fixed; and no deadlock in the model of
 # batched writeback's lock ordering (batch.pml), but one when a flush
 # takes its runs in descending order.  Bounded so
 # that it takes well under a minute on two cores; BLKCACHE_MODEL_FULL=1
@@ -23,8 +24,10 @@ PAN_CFLAGS="-DSAFETY -DCOLLAPSE -DMEMLIM=${BLKCACHE_MODEL_MEMLIM:-3072} -w"
 # verify NAME EXPECT FLAGS...: spin -a with FLAGS on $model, build pan,
 # run it.
 # EXPECT is "none" (a complete search with no error), "stale" (a stale
-# read found), "deadlock" (an invalid end state found) or "incoherent"
-# (invariant 2 broken: a CLEAN block that differs from the disk).
+# read found), "deadlock" (an invalid end state found), "unflushed" (a
+# flush that replied before an acknowledged write was on the disk) or
+# "incoherent" (invariant 2 broken: a CLEAN block that differs from the
+# disk).
 verify ()
 {
   name="$1"; expect="$2"; shift 2
@@ -75,6 +78,14 @@ verify ()
         fi
         grep 'invalid end state (' pan.log
         ;;
+      unflushed)
+        if ! grep -q 'assertion violated .*(forb\[[01]\]>>disk\[[01]\])' pan.log; then
+          echo "$0: $name: spin found no flush that missed a write"
+          cat pan.log
+          exit 1
+        fi
+        grep 'assertion violated' pan.log
+        ;;
       incoherent)
         if ! grep -q 'assertion violated .*(cv\[0\]==disk\[0\])' pan.log; then
           echo "$0: $name: spin found no CLEAN block unlike the disk"
@@ -114,6 +125,7 @@ lane1=$!
     -DD1_ZERO
   verify engine-sectors none -DNB=2 -DSECTOR_BYTES=1 -DD1_BYTE1 \
     -DNREADERS=2 -DALLOC_FAIL -DINIT_DIRTY
+  verify engine-flush none -DNB=2 -DNREADERS=1 -DINIT_DIRTY -DFLUSH
 ) >"$TESTDIR/lane2.log" 2>&1 &
 lane2=$!
 status=0
@@ -132,6 +144,12 @@ verify drop-before-lock stale -DNB=2 -DNREADERS=2 -DSTALE_ONLY \
 # cannot be the stale read found.
 verify drop-before-lock-race stale -DNB=1 -DNREADERS=2 -DSTALE_ONLY \
   -DNO_CACHED -DSEED_BUG_DROP_BEFORE_LOCK
+
+# The engine before commit 0ad1a87: a writeback took its block out of the
+# dirty index before its ordered extent was in the queue, so a flush
+# could find neither and reply before the block was on the disk.
+verify mark-before-add unflushed -DNB=2 -DNREADERS=1 -DINIT_DIRTY -DFLUSH \
+  -DBUG_MARK_BEFORE_ADD
 
 # Invariant 9's check is not vacuous: waiting for a writeback while
 # holding the range it needs deadlocks.

@@ -1,7 +1,7 @@
 /* blkcache: a Promela model of the cache-coherence protocol AS
- * IMPLEMENTED in server/engine.c (as of commit 49a81d0, which fixed the
- * bug this model found: see -DBUG_INVALIDATE_KEEPS_MASK below), for one
- * cache block.
+ * IMPLEMENTED in server/engine.c (as of commit 0ad1a87; 49a81d0 fixed
+ * the bug this model found, see -DBUG_INVALIDATE_KEEPS_MASK below), for
+ * one cache block.
  *
  * The reference design (design.md, "Reference protocol") was checked with
  * a model of its own.  The engine departs from it (server/README, points
@@ -55,6 +55,8 @@
  *                (balance_dirty) and memory pressure (reserve_block on a
  *                dirty victim) all call: it runs whenever the block is
  *                DIRTY, any number of times.
+ *   Flush        (-DFLUSH) engine_flush(): one flush, checked at its
+ *                reply (invariant 4).
  *   Evictor      cache_alloc's eviction of a CLEAN, unpinned block
  *                (evictable() in cache.c), and engine_drop_clean: at any
  *                time, any number of times.
@@ -112,7 +114,8 @@
  * - FUA group commit (server/README point 3) only delays a direct write's
  *   reply past its unlock; the model replies at the unlock, the strictest
  *   case for the oracle.  Durability and crashes, flush's error report,
- *   block status, trim and multi-block ranges are not modelled.
+ *   block status, trim and multi-block ranges are not modelled; with
+ *   -DFLUSH one flush is, its fdatasync left out.
  *
  * Steps.  A request is issued in the same step as its first action (the
  *   lookup of a read, the lock of a write) and replied to in the same step
@@ -163,6 +166,13 @@
  *                                it anyway.  It is not a stale read: the
  *                                disk holds the failed write's bytes,
  *                                which the oracle allows.
+ * and one that must break invariant 4 (a flush that replies before an
+ * acknowledged write is on the disk), the engine before commit 0ad1a87:
+ *   -DBUG_MARK_BEFORE_ADD        writeback takes the block out of the
+ *                                dirty index before its ordered extent
+ *                                is in the queue, so a flush that looks
+ *                                in between finds neither.  Needs
+ *                                -DFLUSH.
  */
 
 #ifndef NB
@@ -221,9 +231,17 @@
 #define TWB2 128
 
 #ifdef NO_CACHED
-#define NWORKERS (NREADERS + 2)
+#define NWRITERS 2
 #else
-#define NWORKERS (NREADERS + 3)
+#define NWRITERS 3
+#endif
+#ifdef FLUSH
+#if NWB >= 2
+#error "FLUSH takes the second writeback thread's id: NWB must be 1"
+#endif
+#define NWORKERS (NREADERS + NWRITERS + 1)
+#else
+#define NWORKERS (NREADERS + NWRITERS)
 #endif
 
 /* The stale-read assertion is always checked.  The other checks use
@@ -678,6 +696,94 @@ again:
 
 /* ---- engine.c writeback_run() ---------------------------------------- */
 
+/* Take the block for writeback, write it and complete (the body of
+ * writeback_run): the caller has found it DIRTY, with no lock, and
+ * declares seq, found and err. */
+inline writeback_once (me)
+{
+  lock_range (me, ALL);
+#ifndef BUG_MARK_BEFORE_ADD
+  /* ordered_add, then cache_peek, cache_start_writeback (which takes the
+   * block out of the dirty index) and unlock_range; with nothing to take,
+   * ordered_complete at once.  Under the lock, but two steps: a flush
+   * lists the dirty index with no lock (server/README, point 6). */
+  d_step { check (!wb_oe); wb_oe = 1; wb_seq = 1 - wb_seq };
+  d_step {
+    if
+    :: cached && cst == DIRTY ->
+       pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
+       wbmask = dmask; dmask = 0
+    :: else -> found = 0; wb_oe = 0
+    fi;
+    UNLOCK (me, ALL)
+  };
+#else
+  /* the engine before commit 0ad1a87: the block leaves the dirty index
+   * before the extent is in the queue */
+  d_step {
+    if
+    :: cached && cst == DIRTY ->
+       pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
+       wbmask = dmask; dmask = 0
+    :: else -> found = 0
+    fi
+  };
+  d_step {
+    if
+    :: found -> check (!wb_oe); wb_oe = 1; wb_seq = 1 - wb_seq
+    :: else
+    fi;
+    UNLOCK (me, ALL)
+  };
+#endif
+  if
+  :: found ->
+     /* write_dirty_parts: store_write, from the block's buffer (stable
+      * now), of the sectors that hold granules of the writeback mask */
+     if
+     :: d_step {
+          if :: (ROUND (wbmask) & 1) -> disk[0] = cv[0] :: else fi;
+#if NB == 2
+          if :: (ROUND (wbmask) & 2) -> disk[1] = cv[1] :: else fi;
+#endif
+          skip
+        }
+#ifdef WB_ERR
+     :: atomic {                /* fails, having written any of the bytes */
+          err = 1;
+          if :: (ROUND (wbmask) & 1) -> disk[0] = cv[0] :: skip fi;
+#if NB == 2
+          if :: (ROUND (wbmask) & 2) -> disk[1] = cv[1] :: skip fi;
+#endif
+          skip
+        }
+#endif
+     fi;
+     /* cache_end_writeback (CLEAN, or DIRTY again if redirtied or
+      * failed, a failed one giving its mask back; a dropped block is
+      * left alone); cache_unpin */
+     d_step {
+       if
+       :: (pinned & me) && cst == WRITEBACK ->
+          if :: err -> dmask = dmask | wbmask :: else fi;
+          wbmask = 0;
+          cst = ((err || redirt) -> DIRTY : CLEAN); redirt = 0
+       :: else
+       fi;
+       pinned = pinned & ~me;
+       err = 0
+     };
+#ifndef SEED_BUG_WAIT_LOCKED
+     d_step { wb_oe = 0; found = 0 }      /* ordered_complete */
+#else
+     /* the mutant's writeback takes its range again to complete */
+     atomic { lkm == 0 -> LOCKSET (me, ALL); wb_oe = 0; found = 0;
+              LOCKCLR (ALL) }
+#endif
+  :: else
+  fi
+}
+
 proctype Writeback (byte me)
 {
   bit seq;
@@ -686,70 +792,42 @@ proctype Writeback (byte me)
 end:
   do
   :: cached && cst == DIRTY ->  /* cache_dirty_runs, with no lock */
-     lock_range (me, ALL);
-     /* ordered_add, cache_peek, cache_start_writeback, unlock_range
-      * (under the lock: no process here can see them apart; a flush,
-      * which lists the dirty index with no lock and is not modelled,
-      * could, hence that order: server/README, point 6) */
-     d_step {
-       if
-       :: cached && cst == DIRTY ->
-          pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
-          wbmask = dmask; dmask = 0;
-          check (!wb_oe);
-          wb_oe = 1; wb_seq = 1 - wb_seq
-       :: else -> found = 0
-       fi;
-       UNLOCK (me, ALL)
-     };
-     if
-     :: found ->
-        /* write_dirty_parts: store_write, from the block's buffer (stable
-         * now), of the sectors that hold granules of the writeback mask */
-        if
-        :: d_step {
-             if :: (ROUND (wbmask) & 1) -> disk[0] = cv[0] :: else fi;
-#if NB == 2
-             if :: (ROUND (wbmask) & 2) -> disk[1] = cv[1] :: else fi;
-#endif
-             skip
-           }
-#ifdef WB_ERR
-        :: atomic {             /* fails, having written any of the bytes */
-             err = 1;
-             if :: (ROUND (wbmask) & 1) -> disk[0] = cv[0] :: skip fi;
-#if NB == 2
-             if :: (ROUND (wbmask) & 2) -> disk[1] = cv[1] :: skip fi;
-#endif
-             skip
-           }
-#endif
-        fi;
-        /* cache_end_writeback (CLEAN, or DIRTY again if redirtied or
-         * failed, a failed one giving its mask back; a dropped block is
-         * left alone); cache_unpin */
-        d_step {
-          if
-          :: (pinned & me) && cst == WRITEBACK ->
-             if :: err -> dmask = dmask | wbmask :: else fi;
-             wbmask = 0;
-             cst = ((err || redirt) -> DIRTY : CLEAN); redirt = 0
-          :: else
-          fi;
-          pinned = pinned & ~me;
-          err = 0
-        };
-#ifndef SEED_BUG_WAIT_LOCKED
-        d_step { wb_oe = 0; found = 0 }      /* ordered_complete */
-#else
-        /* the mutant's writeback takes its range again to complete */
-        atomic { lkm == 0 -> LOCKSET (me, ALL); wb_oe = 0; found = 0;
-                 LOCKCLR (ALL) }
-#endif
-     :: else
-     fi
+     writeback_once (me)
   od
 }
+
+#ifdef FLUSH
+/* ---- engine.c engine_flush() ----------------------------------------- */
+
+/* One flush, beside the Writeback process: it lists the dirty index with
+ * no lock, writes the block back if it found it DIRTY, waits for the
+ * writeback in flight then (ordered_wait_all) and replies.  The disk must
+ * then hold, in each byte, no write that an acknowledged write had
+ * replaced before the flush was issued (invariant 4; the fdatasync is
+ * not modelled). */
+proctype Flush (byte me)
+{
+  byte forb[NB];
+  bit seq;
+  bool found, err, pending;
+
+  d_step { forbid () };         /* issued */
+  if
+  :: cached && cst == DIRTY ->  /* cache_dirty_runs */
+     writeback_once (me)
+  :: else
+  fi;
+  d_step { pending = wb_oe; seq = wb_seq };  /* ordered_wait_all */
+  (!pending || !wb_oe || wb_seq != seq);
+  d_step {                      /* the reply */
+    assert (!((forb[0] >> disk[0]) & 1));
+#if NB == 2
+    assert (!((forb[1] >> disk[1]) & 1));
+#endif
+    ndone++
+  }
+}
+#endif
 
 /* ---- cache.c: eviction ----------------------------------------------- */
 
@@ -807,6 +885,9 @@ init
     run Writeback (TWB);
 #if NWB >= 2
     run Writeback (TWB2);
+#endif
+#ifdef FLUSH
+    run Flush (TWB2);
 #endif
 #ifdef D1_ZERO
     run Direct (TD1, 1, D1COV, 1);
