@@ -696,6 +696,19 @@ again:
 
 /* ---- engine.c writeback_run() ---------------------------------------- */
 
+/* ordered_add of the block's writeback (plain). */
+#define WB_ORDERED_ADD check (!wb_oe); wb_oe = 1; wb_seq = 1 - wb_seq
+
+/* cache_peek, cache_start_writeback: the block leaves the dirty index,
+ * pinned by ME; found := whether it was still DIRTY (plain). */
+#define WB_START(me) \
+  if \
+  :: cached && cst == DIRTY -> \
+     pinned = pinned | (me); cst = WRITEBACK; redirt = 0; found = 1; \
+     wbmask = dmask; dmask = 0 \
+  :: else -> found = 0 \
+  fi
+
 /* Take the block for writeback, write it and complete (the body of
  * writeback_run): the caller has found it DIRTY, with no lock, and
  * declares seq, found and err. */
@@ -703,36 +716,22 @@ inline writeback_once (me)
 {
   lock_range (me, ALL);
 #ifndef BUG_MARK_BEFORE_ADD
-  /* ordered_add, then cache_peek, cache_start_writeback (which takes the
-   * block out of the dirty index) and unlock_range; with nothing to take,
-   * ordered_complete at once.  Under the lock, but two steps: a flush
-   * lists the dirty index with no lock (server/README, point 6). */
-  d_step { check (!wb_oe); wb_oe = 1; wb_seq = 1 - wb_seq };
+  /* ordered_add, then cache_start_writeback and unlock_range; with
+   * nothing to take, ordered_complete at once.  Under the lock, but two
+   * steps: a flush lists the dirty index with no lock (server/README,
+   * point 6). */
+  d_step { WB_ORDERED_ADD };
   d_step {
-    if
-    :: cached && cst == DIRTY ->
-       pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
-       wbmask = dmask; dmask = 0
-    :: else -> found = 0; wb_oe = 0
-    fi;
+    WB_START (me);
+    if :: !found -> wb_oe = 0 :: else fi;
     UNLOCK (me, ALL)
   };
 #else
   /* the engine before commit 0ad1a87: the block leaves the dirty index
    * before the extent is in the queue */
+  d_step { WB_START (me) };
   d_step {
-    if
-    :: cached && cst == DIRTY ->
-       pinned = pinned | me; cst = WRITEBACK; redirt = 0; found = 1;
-       wbmask = dmask; dmask = 0
-    :: else -> found = 0
-    fi
-  };
-  d_step {
-    if
-    :: found -> check (!wb_oe); wb_oe = 1; wb_seq = 1 - wb_seq
-    :: else
-    fi;
+    if :: found -> WB_ORDERED_ADD :: else fi;
     UNLOCK (me, ALL)
   };
 #endif
