@@ -45,9 +45,10 @@ static struct service *service;
 
 /* Debug flags, set with -D blkcache.NAME=VALUE. */
 
-/* Sleep this many microseconds inside the two windows of the seed race:
- * between a read miss's disk read and its insert, and between a direct
- * write taking its range and its disk write. */
+/* Sleep this many microseconds inside the race windows that the range
+ * locks and ordered extents close: between a read miss's disk read and
+ * its insert, between a direct write taking its range and its disk
+ * write, and between a writeback marking its blocks and unlocking. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_race_window_us = 0;
 /* Fill read misses without the range lock and its recheck: reintroduces
  * the seed bug, so that a test can prove the suite catches it. */

@@ -31,7 +31,7 @@ struct engine_config
   uint32_t block_size;     /* cache block size, a power of two */
   unsigned dirty_limit;    /* percent of cache_size above which cached
                             * writes wait for writeback; 100: never */
-  unsigned race_window_us; /* debug: hold the seed race's windows open */
+  unsigned race_window_us; /* debug: hold the race windows open */
   bool skip_recheck;       /* debug: fill misses without the range lock */
 };
 
