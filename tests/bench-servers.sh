@@ -2,19 +2,21 @@
 # make bench: the same workloads against each NBD server in turn, on one disk
 # file, with blkcache-bench and with fio's nbd engine.
 #
-# Servers: nbdkit memory (the ceiling for nbdkit's own overhead), nbdkit file,
-# nbdkit file with the cache filter, qemu-nbd, and blkcache in each cache
-# mode.  Workloads: 4 KiB random read with the data hot, 1 MiB sequential
-# read hot, 4 KiB 70/30 random read/write with a flush every 64 writes, and
-# 4 KiB random writes half of them FUA (fio cannot send FUA: blkcache-bench
-# only), and 4 KiB writes all FUA at queue depth 16 (qemu-img bench with a
-# writethrough cache, which sends every write with FUA).  Before the
-# workloads of a server, the region is written once and read once, so that
-# the data is hot in every cache; after that and after each workload a
-# flush, so that the next one does not start with the dirty data of the
-# last (the prefill and the half-FUA workload leave the cache of blkcache
-# cache=writeback full of it, and its writeback would run during the next
-# workload).
+# Servers: nbdkit memory (the ceiling for nbdkit's own overhead), nbdkit
+# file, nbdkit file with the cache filter, qemu-nbd, and blkcache in each
+# cache mode, and last nbdkit memory again (memory-rerun): its ratio to
+# memory is what two runs of one server differ by within a round, the noise
+# floor against which the other ratios are read.  Workloads: 4 KiB random read
+# with the data hot, 1 MiB sequential read hot, 4 KiB 70/30 random read/write
+# with a flush every 64 writes, and 4 KiB random writes half of them FUA (fio
+# cannot send FUA: blkcache-bench only), and 4 KiB writes all FUA at queue
+# depth 16 (qemu-img bench with a writethrough cache, which sends every write
+# with FUA).  Before the workloads of a server, the region is written once and
+# read once, so that the data is hot in every cache; after that and after
+# each workload a flush, so that the next one does not start with the dirty
+# data of the last (the prefill and the half-FUA workload leave the cache of
+# blkcache cache=writeback full of it, and its writeback would run during the
+# next workload).
 #
 # The servers take turns, for BENCH_ROUNDS rounds: each figure is the
 # median of its rounds, so that a burst of load on the machine during one
@@ -40,7 +42,7 @@ rounds="${BENCH_ROUNDS:-3}"
 size="${BENCH_SIZE:-256M}"
 plugin="$top_builddir/plugin/.libs/nbdkit-blkcache-plugin.so"
 bench="$top_builddir/client/blkcache-bench"
-servers="${BENCH_SERVERS:-memory file file+cache qemu-nbd blkcache-none blkcache-writethrough blkcache-writeback}"
+servers="${BENCH_SERVERS:-memory file file+cache qemu-nbd blkcache-none blkcache-writethrough blkcache-writeback memory-rerun}"
 
 export PATH="/usr/bin:$PATH"
 for tool in nbdkit fio python3 nbdsh; do
@@ -78,7 +80,7 @@ start_server ()
 {
   rm -f "$sock"
   case "$1" in
-    memory) nbdkit -f -U "$sock" memory "$size" & ;;
+    memory|memory-rerun) nbdkit -f -U "$sock" memory "$size" & ;;
     file) nbdkit -f -U "$sock" file "$disk" & ;;
     file+cache) nbdkit -f -U "$sock" --filter=cache file "$disk" & ;;
     qemu-nbd)
