@@ -28,6 +28,8 @@
 # flush each tool actually sent: fio's --fsync=N with a queue depth above
 # 1 sends a flush for every request it issues while its write count is a
 # multiple of N, so at QD16 it flushes far more often than every N writes.
+# And it gives, per request, the CPU time of the server's process and the
+# time the machine's CPUs spent idle during the run.
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 5),
 # BENCH_ROUNDS (default 3), BENCH_SIZE (disk and region size, default
@@ -38,6 +40,8 @@ set -u
 : "${top_builddir:=..}"
 top_builddir="$(cd "$top_builddir" && pwd)"
 seconds="${BENCH_SECONDS:-5}"
+warmup=1
+run_seconds="$(awk -v s="$seconds" -v w="$warmup" 'BEGIN { print s + w }')"
 rounds="${BENCH_ROUNDS:-3}"
 size="${BENCH_SIZE:-256M}"
 plugin="$top_builddir/plugin/.libs/nbdkit-blkcache-plugin.so"
@@ -66,7 +70,7 @@ sock="$work/sock"
 uri="nbd+unix:///?socket=$sock"
 truncate -s "$size" "$disk"
 raw="$results/raw.tsv"
-printf 'round\tserver\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\twrites_per_flush\n' >"$raw"
+printf 'round\tserver\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\twrites_per_flush\tserver_cpu_us\tidle_us\n' >"$raw"
 
 # The workloads: name, blkcache-bench arguments, fio arguments ("-": none).
 workloads=(
@@ -110,14 +114,42 @@ settle ()
   nbdsh -u "$uri" -c 'h.flush()'
 }
 
+# The CPU seconds the server has used so far, and the seconds all CPUs of
+# the machine have spent idle.
+cpu_mark ()
+{
+  awk -v hz="$(getconf CLK_TCK)" '
+    NR == FNR { sub(/.*\) /, ""); split($0, f, " ")
+                server = (f[12] + f[13]) / hz; next }
+    $1 == "cpu" { idle = ($5 + $6) / hz }
+    END { printf "%.2f %.2f\n", server, idle }' \
+    "/proc/$server_pid/stat" /proc/stat
+}
+
+# Append ROW (its last field the number of requests the run sent) to the
+# raw results, that field replaced by the server's CPU time and the
+# machine's idle time per request between the marks M0 and M1.  A tool's
+# run sends at its measured rate for run_seconds: the unmeasured warm-up
+# counts too.
+record ()
+{
+  row="$1" m0="$2" m1="$3"
+  printf '%s\t%s\n' "${row%$'\t'*}" "$(awk -v n="${row##*$'\t'}" \
+    -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+      printf "%.2f\t%.2f", (y[1] - x[1]) * 1e6 / n, (y[2] - x[2]) * 1e6 / n }')" \
+    >>"$raw"
+}
+
 run_bench ()
 {
   server="$1" name="$2" args="$3"
+  m0="$(cpu_mark)"
   # shellcheck disable=SC2086
-  "$bench" --json --seconds "$seconds" --warmup 1 $args "$uri" \
+  "$bench" --json --seconds "$seconds" --warmup "$warmup" $args "$uri" \
     >"$results/$server.$name.bench.json"
-  python3 - "$results/$server.$name.bench.json" "$round" "$server" "$name" \
-    >>"$raw" <<'EOF'
+  m1="$(cpu_mark)"
+  record "$(python3 - "$results/$server.$name.bench.json" "$round" "$server" \
+              "$name" "$run_seconds" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 l = d["latency"]
@@ -125,8 +157,10 @@ wpf = ("%.1f" % (d["write"]["ops"] / d["flush"]["ops"])
        if d["flush"]["ops"] else "-")
 print("\t".join([sys.argv[2], sys.argv[3], "blkcache-bench", sys.argv[4],
                  "%.0f" % d["iops"], "%.1f" % d["mib_per_s"],
-                 "%.1f" % l["p50_us"], "%.1f" % l["p99_us"], wpf]))
+                 "%.1f" % l["p50_us"], "%.1f" % l["p99_us"], wpf,
+                 "%.0f" % (d["iops"] * float(sys.argv[5]))]))
 EOF
+)" "$m0" "$m1"
 }
 
 # 4 KiB writes, every one FUA, 16 in flight: qemu-img bench -t writethrough.
@@ -134,23 +168,27 @@ run_qemu_img_bench ()
 {
   server="$1" count=20000
   command -v qemu-img >/dev/null || return 0
+  m0="$(cpu_mark)"
   secs=$(qemu-img bench -f raw -w -t writethrough -c "$count" -d 16 -s 4k \
            -S 4k "$uri" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+  m1="$(cpu_mark)"
   [ -n "$secs" ] || return 0
-  awk -v r="$round" -v s="$server" -v c="$count" -v t="$secs" 'BEGIN {
-    printf "%s\t%s\tqemu-img\t4k-fua-write-qd16\t%.0f\t%.1f\t-\t-\t-\n",
-      r, s, c / t, c * 4 / 1024 / t }' >>"$raw"
+  record "$(awk -v r="$round" -v s="$server" -v c="$count" -v t="$secs" 'BEGIN {
+    printf "%s\t%s\tqemu-img\t4k-fua-write-qd16\t%.0f\t%.1f\t-\t-\t-\t%d\n",
+      r, s, c / t, c * 4 / 1024 / t, c }')" "$m0" "$m1"
 }
 
 run_fio ()
 {
   server="$1" name="$2" args="$3"
   out="$results/$server.$name.fio.json"
+  m0="$(cpu_mark)"
   # shellcheck disable=SC2086
   fio --name="$name" --ioengine=nbd --uri="$uri" --iodepth=16 --numjobs=4 \
-    --time_based --ramp_time=1 --runtime="$seconds" --group_reporting \
+    --time_based --ramp_time="$warmup" --runtime="$seconds" --group_reporting \
     --output-format=json --output="$out" $args >/dev/null
-  python3 - "$out" "$round" "$server" "$name" >>"$raw" <<'EOF'
+  m1="$(cpu_mark)"
+  record "$(python3 - "$out" "$round" "$server" "$name" "$run_seconds" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 syncs = j["sync"]["total_ios"] if "sync" in j else 0
@@ -163,8 +201,10 @@ def pct(p):
 wpf = "%.1f" % (j["write"]["total_ios"] / syncs) if syncs else "-"
 print("\t".join([sys.argv[2], sys.argv[3], "fio", sys.argv[4],
                  "%.0f" % iops, "%.1f" % bw, "%.1f" % pct("50.000000"),
-                 "%.1f" % pct("99.000000"), wpf]))
+                 "%.1f" % pct("99.000000"), wpf,
+                 "%.0f" % (iops * float(sys.argv[5]))]))
 EOF
+)" "$m0" "$m1"
 }
 
 for round in $(seq 1 "$rounds"); do
@@ -209,7 +249,7 @@ for s in servers:
         runs = [r for r in rows if r[1:4] == [s, tool, work]]
         if runs:
             data[(s, tool, work)] = [s, tool, work] + [
-                median(r[i] for r in runs) for i in range(4, 9)]
+                median(r[i] for r in runs) for i in range(4, 11)]
 def fmt(v, digits):
     return "-" if v is None else "%.*f" % (digits, v)
 
@@ -235,9 +275,12 @@ def round_span(tool, work, server, base):
     return "%.2f [%.2f-%.2f]" % (statistics.median(ratios), min(ratios),
                                  max(ratios))
 
+# The medians of each column; the two costs per request are the server's
+# CPU time (every thread of its process) and the time the machine's CPUs
+# spent idle, over the run, divided by the requests of the run.
 head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
-        "writes/flush", "x memory", "x memory by round", "x file",
-        "x file by round"]
+        "writes/flush", "server CPU us/req", "idle us/req", "x memory",
+        "x memory by round", "x file", "x file by round"]
 table = []
 for tool, work in keys:
     for s in servers:
@@ -245,6 +288,7 @@ for tool, work in keys:
         if r:
             table.append([work, tool, s, fmt(r[3], 0), fmt(r[4], 1),
                           fmt(r[5], 1), fmt(r[6], 1), fmt(r[7], 1),
+                          fmt(r[8], 2), fmt(r[9], 2),
                           ratio(tool, work, s, "memory"),
                           round_span(tool, work, s, "memory"),
                           ratio(tool, work, s, "file"),
@@ -267,7 +311,13 @@ with open(results + "/results.md", "w") as f:
             "single rounds (a server against the reference of its own "
             "round): a slow drift of the machine's load moves that median "
             "less than the ratio of the medians, and the range shows how "
-            "far the load moved a ratio.\n\n"
+            "far the load moved a ratio.  \"server CPU us/req\" is the "
+            "CPU time of the server's process, all threads, per request, "
+            "and \"idle us/req\" the time the machine's CPUs spent idle "
+            "per request, both over the whole run, its warm-up second "
+            "counted at the measured rate.  The clients run on the same "
+            "CPUs: the CPU a server leaves idle while it waits is not "
+            "given to them.\n\n"
             % (seconds, size, rounds))
     f.write("| " + " | ".join(head) + " |\n")
     f.write("|" + "|".join("---" if i < 3 else "---:"
