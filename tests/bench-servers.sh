@@ -28,8 +28,9 @@
 # flush each tool actually sent: fio's --fsync=N with a queue depth above
 # 1 sends a flush for every request it issues while its write count is a
 # multiple of N, so at QD16 it flushes far more often than every N writes.
-# And it gives, per request, the CPU time of the server's process and the
-# time the machine's CPUs spent idle during the run.
+# And it gives, per request, the CPU time of the server's process, the
+# time the machine's CPUs spent idle and the context switches the machine
+# made during the run.
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 5),
 # BENCH_ROUNDS (default 3), BENCH_SIZE (disk and region size, default
@@ -70,7 +71,7 @@ sock="$work/sock"
 uri="nbd+unix:///?socket=$sock"
 truncate -s "$size" "$disk"
 raw="$results/raw.tsv"
-printf 'round\tserver\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\twrites_per_flush\tserver_cpu_us\tidle_us\n' >"$raw"
+printf 'round\tserver\ttool\tworkload\tiops\tmib_s\tp50_us\tp99_us\twrites_per_flush\tserver_cpu_us\tidle_us\tswitches\n' >"$raw"
 
 # The workloads: name, blkcache-bench arguments, fio arguments ("-": none).
 workloads=(
@@ -114,29 +115,31 @@ settle ()
   nbdsh -u "$uri" -c 'h.flush()'
 }
 
-# The CPU seconds the server has used so far, and the seconds all CPUs of
-# the machine have spent idle.
+# The CPU seconds the server has used so far, the seconds all CPUs of the
+# machine have spent idle, and the context switches of the machine.
 cpu_mark ()
 {
   awk -v hz="$(getconf CLK_TCK)" '
     NR == FNR { sub(/.*\) /, ""); split($0, f, " ")
                 server = (f[12] + f[13]) / hz; next }
     $1 == "cpu" { idle = ($5 + $6) / hz }
-    END { printf "%.2f %.2f\n", server, idle }' \
+    $1 == "ctxt" { switches = $2 }
+    END { printf "%.2f %.2f %.0f\n", server, idle, switches }' \
     "/proc/$server_pid/stat" /proc/stat
 }
 
 # Append ROW (its last field the number of requests the run sent) to the
-# raw results, that field replaced by the server's CPU time and the
-# machine's idle time per request between the marks M0 and M1.  A tool's
-# run sends at its measured rate for run_seconds: the unmeasured warm-up
-# counts too.
+# raw results, that field replaced by the server's CPU time, the machine's
+# idle time and its context switches per request between the marks M0 and
+# M1.  A tool's run sends at its measured rate for run_seconds: the
+# unmeasured warm-up counts too.
 record ()
 {
   row="$1" m0="$2" m1="$3"
   printf '%s\t%s\n' "${row%$'\t'*}" "$(awk -v n="${row##*$'\t'}" \
     -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " ")
-      printf "%.2f\t%.2f", (y[1] - x[1]) * 1e6 / n, (y[2] - x[2]) * 1e6 / n }')" \
+      printf "%.2f\t%.2f\t%.2f", (y[1] - x[1]) * 1e6 / n,
+             (y[2] - x[2]) * 1e6 / n, (y[3] - x[3]) / n }')" \
     >>"$raw"
 }
 
@@ -249,7 +252,7 @@ for s in servers:
         runs = [r for r in rows if r[1:4] == [s, tool, work]]
         if runs:
             data[(s, tool, work)] = [s, tool, work] + [
-                median(r[i] for r in runs) for i in range(4, 11)]
+                median(r[i] for r in runs) for i in range(4, 12)]
 def fmt(v, digits):
     return "-" if v is None else "%.*f" % (digits, v)
 
@@ -275,11 +278,13 @@ def round_span(tool, work, server, base):
     return "%.2f [%.2f-%.2f]" % (statistics.median(ratios), min(ratios),
                                  max(ratios))
 
-# The medians of each column; the two costs per request are the server's
-# CPU time (every thread of its process) and the time the machine's CPUs
-# spent idle, over the run, divided by the requests of the run.
+# The medians of each column; the three costs per request are the server's
+# CPU time (every thread of its process), the time the machine's CPUs
+# spent idle and the context switches of the machine, over the run,
+# divided by the requests of the run.
 head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
-        "writes/flush", "server CPU us/req", "idle us/req", "x memory",
+        "writes/flush", "server CPU us/req", "idle us/req", "switches/req",
+        "x memory",
         "x memory by round", "x file", "x file by round"]
 table = []
 for tool, work in keys:
@@ -288,7 +293,7 @@ for tool, work in keys:
         if r:
             table.append([work, tool, s, fmt(r[3], 0), fmt(r[4], 1),
                           fmt(r[5], 1), fmt(r[6], 1), fmt(r[7], 1),
-                          fmt(r[8], 2), fmt(r[9], 2),
+                          fmt(r[8], 2), fmt(r[9], 2), fmt(r[10], 2),
                           ratio(tool, work, s, "memory"),
                           round_span(tool, work, s, "memory"),
                           ratio(tool, work, s, "file"),
@@ -313,11 +318,13 @@ with open(results + "/results.md", "w") as f:
             "less than the ratio of the medians, and the range shows how "
             "far the load moved a ratio.  \"server CPU us/req\" is the "
             "CPU time of the server's process, all threads, per request, "
-            "and \"idle us/req\" the time the machine's CPUs spent idle "
-            "per request, both over the whole run, its warm-up second "
-            "counted at the measured rate.  The clients run on the same "
-            "CPUs: the CPU a server leaves idle while it waits is not "
-            "given to them.\n\n"
+            "\"idle us/req\" the time the machine's CPUs spent idle "
+            "per request and \"switches/req\" the context switches of the "
+            "machine per request, all three over the whole run, its "
+            "warm-up second counted at the measured rate.  The clients run "
+            "on the same CPUs: the CPU a server leaves idle while it waits "
+            "is not given to them, and a thread that sleeps and wakes for "
+            "every request costs them CPU time.\n\n"
             % (seconds, size, rounds))
     f.write("| " + " | ".join(head) + " |\n")
     f.write("|" + "|".join("---" if i < 3 else "---:"
