@@ -284,8 +284,7 @@ def round_span(tool, work, server, base):
 # divided by the requests of the run.
 head = ["workload", "tool", "server", "IOPS", "MiB/s", "p50 us", "p99 us",
         "writes/flush", "server CPU us/req", "idle us/req", "switches/req",
-        "x memory",
-        "x memory by round", "x file", "x file by round"]
+        "x memory", "x memory by round", "x file", "x file by round"]
 table = []
 for tool, work in keys:
     for s in servers:
