@@ -95,38 +95,52 @@ blkcache_unload (void)
   free (control_path);
 }
 
+/* The index of VALUE among the N NAMES of parameter KEY, or -1 with an
+ * error that lists them. */
+static int
+parse_choice (const char *key, const char *value, const char *const *names,
+              size_t n)
+{
+  char expected[128] = "";
+  size_t len = 0;
+
+  for (size_t i = 0; i < n; i++)
+    if (strcmp (value, names[i]) == 0)
+      return i;
+  for (size_t i = 0; i < n; i++)
+    len += snprintf (expected + len, sizeof expected - len, "%s%s",
+                     i == 0 ? "" : i + 1 < n ? ", " : " or ", names[i]);
+  nbdkit_error ("%s=%s: expected %s", key, value, expected);
+  return -1;
+}
+
 static int
 parse_direct (const char *value)
 {
-  if (strcmp (value, "auto") == 0)
-    direct_mode = STORE_DIRECT_AUTO;
-  else if (strcmp (value, "on") == 0)
-    direct_mode = STORE_DIRECT_ON;
-  else if (strcmp (value, "off") == 0)
-    direct_mode = STORE_DIRECT_OFF;
-  else
-    {
-      nbdkit_error ("direct=%s: expected auto, on or off", value);
-      return -1;
-    }
+  static const char *const names[] = { "auto", "on", "off" };
+  static const enum store_direct modes[] = {
+    STORE_DIRECT_AUTO, STORE_DIRECT_ON, STORE_DIRECT_OFF
+  };
+  int i = parse_choice ("direct", value, names, 3);
+
+  if (i < 0)
+    return -1;
+  direct_mode = modes[i];
   return 0;
 }
 
 static int
 parse_cache (const char *value)
 {
-  if (strcmp (value, "writeback") == 0)
-    config.mode = ENGINE_CACHE_WRITEBACK;
-  else if (strcmp (value, "writethrough") == 0)
-    config.mode = ENGINE_CACHE_WRITETHROUGH;
-  else if (strcmp (value, "none") == 0)
-    config.mode = ENGINE_CACHE_NONE;
-  else
-    {
-      nbdkit_error ("cache=%s: expected writeback, writethrough or none",
-                    value);
-      return -1;
-    }
+  static const char *const names[] = { "writeback", "writethrough", "none" };
+  static const enum engine_cache_mode modes[] = {
+    ENGINE_CACHE_WRITEBACK, ENGINE_CACHE_WRITETHROUGH, ENGINE_CACHE_NONE
+  };
+  int i = parse_choice ("cache", value, names, 3);
+
+  if (i < 0)
+    return -1;
+  config.mode = modes[i];
   return 0;
 }
 
