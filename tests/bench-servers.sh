@@ -4,7 +4,8 @@
 #
 # Servers: nbdkit memory (the ceiling for nbdkit's own overhead), nbdkit
 # file, nbdkit file with the cache filter, qemu-nbd, and blkcache in each
-# cache mode, and last nbdkit memory again (memory-rerun): its ratio to
+# cache mode (its other parameters at their defaults, sched=batch among
+# them), and last nbdkit memory again (memory-rerun): its ratio to
 # memory is what two runs of one server differ by within a round, the noise
 # floor against which the other ratios are read.  Workloads: 4 KiB random read
 # with the data hot, 1 MiB sequential read hot, 4 KiB 70/30 random read/write

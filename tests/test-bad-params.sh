@@ -20,6 +20,7 @@ expect_failure "not a regular file or a block device" /dev/null
 expect_failure "unknown parameter 'colour'" "$TESTDIR/disk" colour=blue
 expect_failure "direct=sometimes: expected auto, on or off" "$TESTDIR/disk" direct=sometimes
 expect_failure "cache=fast: expected writeback, writethrough or none" "$TESTDIR/disk" cache=fast
+expect_failure "sched=fifo: expected batch or normal" "$TESTDIR/disk" sched=fifo
 expect_failure "you must give the disk" direct=on
 if [ "$(id -u)" = 0 ]; then
   # root ignores file modes; a file on a read-only bind is not available
