@@ -9,19 +9,33 @@ make_disk 4M
 
 # check_policies MIN_BATCH: while a client is connected, at least
 # MIN_BATCH threads of the server (0: none) are SCHED_BATCH, and its main
-# thread is SCHED_OTHER.
+# thread is SCHED_OTHER.  nbdkit starts a connection's request threads
+# after the handshake, so wait (up to a minute: sanitizers slow it) for
+# them to show.
 check_policies ()
 {
   nbdsh -u "$URI" -c "
-import glob, os
+import glob, time
 SCHED_OTHER, SCHED_BATCH = 0, 3
 assert h.pread(4096, 0) == bytes(4096)
-policy = {}
-for stat in glob.glob('/proc/$PID/task/*/stat'):
-    tid = int(stat.split('/')[4])
-    # Field 41 of stat, counted after the command name and its ')'.
-    policy[tid] = int(open(stat).read().rsplit(')', 1)[1].split()[38])
-batch = [t for t, p in policy.items() if p == SCHED_BATCH]
+def policies():
+    policy = {}
+    for stat in glob.glob('/proc/$PID/task/*/stat'):
+        tid = int(stat.split('/')[4])
+        try:
+            text = open(stat).read()
+        except FileNotFoundError:
+            continue
+        # Field 41 of stat, counted after the command name and its ')'.
+        policy[tid] = int(text.rsplit(')', 1)[1].split()[38])
+    return policy
+deadline = time.monotonic() + 60
+while True:
+    policy = policies()
+    batch = [t for t, p in policy.items() if p == SCHED_BATCH]
+    if len(batch) >= $1 or time.monotonic() > deadline:
+        break
+    time.sleep(0.1)
 assert policy[$PID] == SCHED_OTHER, policy
 assert set(policy.values()) <= {SCHED_OTHER, SCHED_BATCH}, policy
 if $1 == 0:
