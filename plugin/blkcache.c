@@ -98,7 +98,7 @@ blkcache_unload (void)
 }
 
 /* The index of VALUE among the N NAMES of parameter KEY, or -1 with an
- * error that lists them. */
+ * error that lists them.  PARSE_CHOICE counts the names of an array. */
 static int
 parse_choice (const char *key, const char *value, const char *const *names,
               size_t n)
@@ -115,6 +115,8 @@ parse_choice (const char *key, const char *value, const char *const *names,
   nbdkit_error ("%s=%s: expected %s", key, value, expected);
   return -1;
 }
+#define PARSE_CHOICE(key, value, names) \
+  parse_choice ((key), (value), (names), sizeof (names) / sizeof *(names))
 
 static int
 parse_direct (const char *value)
@@ -123,7 +125,7 @@ parse_direct (const char *value)
   static const enum store_direct modes[] = {
     STORE_DIRECT_AUTO, STORE_DIRECT_ON, STORE_DIRECT_OFF
   };
-  int i = parse_choice ("direct", value, names, 3);
+  int i = PARSE_CHOICE ("direct", value, names);
 
   if (i < 0)
     return -1;
@@ -138,7 +140,7 @@ parse_cache (const char *value)
   static const enum engine_cache_mode modes[] = {
     ENGINE_CACHE_WRITEBACK, ENGINE_CACHE_WRITETHROUGH, ENGINE_CACHE_NONE
   };
-  int i = parse_choice ("cache", value, names, 3);
+  int i = PARSE_CHOICE ("cache", value, names);
 
   if (i < 0)
     return -1;
@@ -150,7 +152,7 @@ static int
 parse_sched (const char *value)
 {
   static const char *const names[] = { "batch", "normal" };
-  int i = parse_choice ("sched", value, names, 2);
+  int i = PARSE_CHOICE ("sched", value, names);
 
   if (i < 0)
     return -1;
