@@ -55,6 +55,10 @@ NBDKIT_DLL_PUBLIC int blkcache_debug_race_window_us = 0;
 /* Fill read misses without the range lock and its recheck: reintroduces
  * the seed bug, so that a test can prove the suite catches it. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_skip_recheck = 0;
+/* Reply to a flush once its writeback is done, without the fdatasync that
+ * makes it durable: breaks the flush rule, so that a test can prove the
+ * power-cut checker catches it. */
+NBDKIT_DLL_PUBLIC int blkcache_debug_flush_skip_sync = 0;
 /* Log every background writeback pass: why it started, how long it took,
  * what is dirty after it. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_writeback = 0;
@@ -264,6 +268,7 @@ blkcache_config_complete (void)
     }
   config.race_window_us = blkcache_debug_race_window_us;
   config.skip_recheck = blkcache_debug_skip_recheck;
+  config.flush_skip_sync = blkcache_debug_flush_skip_sync;
   return 0;
 }
 

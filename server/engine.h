@@ -33,6 +33,9 @@ struct engine_config
                             * writes wait for writeback; 100: never */
   unsigned race_window_us; /* debug: hold the race windows open */
   bool skip_recheck;       /* debug: fill misses without the range lock */
+  bool flush_skip_sync;    /* debug: a flush replies without its fdatasync
+                            * (a negative control for the power-cut
+                            * checker) */
 };
 
 /* Counters; each is a snapshot taken without stopping the engine. */
