@@ -65,6 +65,13 @@ NBDKIT_DLL_PUBLIC int blkcache_debug_writeback = 0;
 /* Log control socket connections and every command line. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_control = 0;
 
+/* Where the engine reports what an administrator must act on. */
+static void
+log_error (const char *msg)
+{
+  nbdkit_error ("%s", msg);
+}
+
 /* Log every counter (the control socket's stats) with -v. */
 static void
 print_stats (void)
@@ -269,6 +276,7 @@ blkcache_config_complete (void)
   config.race_window_us = blkcache_debug_race_window_us;
   config.skip_recheck = blkcache_debug_skip_recheck;
   config.flush_skip_sync = blkcache_debug_flush_skip_sync;
+  config.log_error = log_error;
   return 0;
 }
 

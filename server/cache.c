@@ -458,15 +458,18 @@ age_remove (struct cache *c, struct cache_block *b)
   b->age_prev = b->age_next = NULL;
 }
 
-/* B enters the dirty index: it counts as dirtied now. */
+/* B enters the dirty index at the back of the age list: it counts as
+ * dirtied now, or, with KEEP_TIME, keeps the dirtied-at time it had when
+ * its writeback started (a failed writeback: the flushes that began since
+ * then must still find it). */
 static void
-dirty_index_add (struct cache *c, struct cache_block *b)
+dirty_index_add (struct cache *c, struct cache_block *b, bool keep_time)
 {
   uint64_t now = cache_clock ();
 
   pthread_mutex_lock (&c->dirty_lock);
   avl_insert (&c->dirty_index, &b->dirty_node, &b->blockno, cmp_blockno);
-  age_append (c, b, now);
+  age_append (c, b, keep_time ? b->dirtied_at : now);
   pthread_mutex_unlock (&c->dirty_lock);
 }
 
@@ -956,13 +959,13 @@ mark_dirty_locked (struct cache *c, struct cache_block *b, uint32_t from,
   if (b->state == CACHE_CLEAN)
     {
       b->state = CACHE_DIRTY;
-      dirty_index_add (c, b);
+      dirty_index_add (c, b, false);
       dirty_count (c, 1);
     }
   else if (b->state == CACHE_WRITEBACK && !b->redirtied)
     {
       b->redirtied = 1;
-      dirty_index_add (c, b);
+      dirty_index_add (c, b, false);
     }
   b->dirty_mask |= granule_mask (c, from, to);
 }
@@ -1070,8 +1073,13 @@ cache_end_writeback (struct cache *c, struct cache_block *b, int err)
       if (err)
         b->dirty_mask |= b->writeback_mask; /* write them again next time */
       b->writeback_mask = 0;
+      /* A failed block keeps its dirtied-at time, so a flush that began
+       * after it was dirtied and has not passed it yet writes it again;
+       * at the back of the age list, background writeback tries the
+       * other blocks before it comes back to this one.  (A redirtied one
+       * is in the index already, dirtied later than that.) */
       if (err && !b->redirtied)
-        dirty_index_add (c, b);
+        dirty_index_add (c, b, true);
       if (err || b->redirtied)
         b->state = CACHE_DIRTY;
       else

@@ -15,10 +15,12 @@
  * allocation fails and the caller writes back or waits.
  *
  * Every block in the dirty index (DIRTY, or WRITEBACK and redirtied) has a
- * "dirtied at" time: when it last entered the index, by going from CLEAN to
- * DIRTY, by being redirtied while in WRITEBACK, or by a failed writeback
- * putting it back.  A DIRTY block written into again keeps its time.
- * Background writeback writes back the blocks dirtied longest ago first.
+ * "dirtied at" time: when it last entered the index by going from CLEAN to
+ * DIRTY or by being redirtied while in WRITEBACK.  A DIRTY block written
+ * into again keeps its time, and so does a block a failed writeback puts
+ * back (so a flush that began after it was dirtied still finds it).  The
+ * age list holds the dirty blocks in the order they entered the index (a
+ * failed block at the back); background writeback takes its head first.
  *
  * Pins: a block returned by cache_peek, cache_alloc or
  * cache_insert is pinned for the caller, who must cache_unpin it.  A pinned
@@ -174,8 +176,8 @@ int cache_start_writeback (struct cache *c, struct cache_block *b);
 /* End the writeback of a pinned WRITEBACK block, ERR being 0 or the
  * negative errno of the write.  On success the block becomes CLEAN unless it
  * was redirtied meanwhile; on error it becomes DIRTY again (design
- * invariant 7: its data is kept; the ordered queue keeps the error for the
- * next flush).  A block dropped meanwhile is left alone.  Needs no range
+ * invariant 7: its data is kept, with its dirtied-at time; the ordered
+ * queue counts the error for the flushes).  A block dropped meanwhile is left alone.  Needs no range
  * lock.  Returns the block's new state. */
 enum cache_state cache_end_writeback (struct cache *c, struct cache_block *b,
                                       int err);
@@ -202,7 +204,7 @@ size_t cache_dirty_runs (struct cache *c, uint64_t from, uint64_t max_blocks,
 /* The clock of the dirtied-at times: CLOCK_MONOTONIC, in nanoseconds. */
 uint64_t cache_clock (void);
 
-/* The block dirtied longest ago (see "dirtied at" above): store its number
+/* The block at the head of the age list (see "dirtied at" above): store its number
  * in *BLOCKNOP and its dirtied-at time in *DIRTIED_ATP and return 0, or
  * return -ENOENT when the dirty index is empty.  As with cache_dirty_runs,
  * the block may change state before the caller locks its range.  O(1);

@@ -33,7 +33,7 @@
  * otherwise see the bytes of the block its buffer held before.
  * Writeback locks a run of dirty blocks, adds an ordered extent, marks
  * them WRITEBACK, unlocks, writes, and marks them CLEAN (or DIRTY again on
- * error, which the next flush reports).  Blocks in WRITEBACK are never
+ * error, which fails every flush that overlapped it: engine_flush).  Blocks in WRITEBACK are never
  * written into: every writer's lock_range() waits for that extent first.
  *
  * Memory.  cache_alloc() never sleeps.  When it fails, the caller unlocks
@@ -69,7 +69,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -238,10 +240,38 @@ block_len (const struct engine *e, uint64_t blk)
   return min_u64 (e->cfg.block_size, e->st->size - blk * e->cfg.block_size);
 }
 
+/* Log an error an administrator must act on. */
+static void
+log_error (struct engine *e, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  if (e->cfg.log_error == NULL)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  e->cfg.log_error (msg);
+}
+
+/* The sync of group commit.  It runs only while no failure is latched, so
+ * each latched failure is logged once. */
 static int
 sync_store (void *opaque)
 {
-  return store_sync (opaque);
+  struct engine *e = opaque;
+  int r = store_sync (e->st);
+
+  if (r < 0)
+    log_error (e,
+               "fdatasync of the disk failed: %s; writes since the previous "
+               "sync may be lost.  Every flush and FUA request now fails "
+               "with EIO until an administrator runs the control command "
+               "clear-errors (blkcachectl -s SOCKET clear-errors) or nbdkit "
+               "restarts",
+               strerror (-r));
+  return r;
 }
 
 /* Make everything completed up to STAMP durable, sharing the fdatasync
@@ -249,7 +279,7 @@ sync_store (void *opaque)
 static int
 group_commit (struct engine *e, uint64_t stamp)
 {
-  return ordered_sync (e->oq, stamp, sync_store, e->st);
+  return ordered_sync (e->oq, stamp, sync_store, e);
 }
 
 /* --- writeback ------------------------------------------------------- */
@@ -373,8 +403,8 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n,
  * extents took them in ascending order, and waits only for a range above
  * all of its own, so no cycle of waits can form.
  *
- * Returns 0 or the first error (which also stays recorded for the next
- * flush). */
+ * Returns 0 or the first error (which the ordered extents also report to
+ * every flush running: engine_flush). */
 static int
 writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
 {
@@ -479,8 +509,9 @@ writeback_all (struct engine *e, uint64_t dirtied_by)
  * dirtied longest ago, if that block was dirtied at or before CUTOFF.
  * Returns 1 when it wrote (or the block was written back meanwhile), 0
  * when no dirty block qualifies, or a negative errno.  The caller holds no
- * range.  A block that stays dirty (redirtied, or its write failed) gets a
- * new dirtied-at time, so repeated calls move on to other blocks. */
+ * range.  A block that stays dirty (redirtied, or its write failed) goes
+ * to the back of the age list, so repeated calls move on to other
+ * blocks. */
 static int
 writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks)
 {
@@ -1143,9 +1174,19 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
   return direct_io (e, &q);
 }
 
+/* Rule: a flush succeeds only if every write acknowledged before it began
+ * is on stable storage.  It samples the writeback error sequence before it
+ * lists the dirty blocks.  A writeback that fails puts its blocks back in
+ * the dirty index (keeping their dirtied-at time) before it completes its
+ * ordered extent, which advances the sequence.  So a failure either came
+ * before the sample, and this flush lists the block and writes it again,
+ * or after it, and this flush fails: whoever ran the failed writeback
+ * (another flush, background writeback, the control socket), every flush
+ * that overlapped it hears of it. */
 int
 engine_flush (struct engine *e)
 {
+  uint64_t seq = ordered_error_seq (e->oq);
   int wb = 0, r, r2;
 
   bump (&e->flushes);
@@ -1154,7 +1195,7 @@ engine_flush (struct engine *e)
   if (e->cache)
     wb = writeback_all (e, cache_clock ());
   ordered_wait_all (e->oq);
-  r = ordered_take_error (e->oq);
+  r = ordered_check_error (e->oq, seq);
   r2 = e->cfg.flush_skip_sync ? 0 : group_commit (e, ordered_stamp (e->oq));
   return wb < 0 ? wb : r < 0 ? r : r2;
 }
@@ -1334,6 +1375,12 @@ engine_set_cache_size (struct engine *e, uint64_t cache_size)
         return excess;
     }
   return 0;
+}
+
+bool
+engine_clear_errors (struct engine *e)
+{
+  return ordered_clear_sync_error (e->oq);
 }
 
 uint64_t

@@ -36,6 +36,9 @@ struct engine_config
   bool flush_skip_sync;    /* debug: a flush replies without its fdatasync
                             * (a negative control for the power-cut
                             * checker) */
+  /* Where errors an administrator must act on are reported (nbdkit_error
+   * in the plugin); NULL: nowhere.  Called from request threads. */
+  void (*log_error) (const char *msg);
 };
 
 /* Counters; each is a snapshot taken without stopping the engine. */
@@ -84,8 +87,10 @@ int engine_read (struct engine *e, void *buf, uint32_t count,
 int engine_write (struct engine *e, const void *buf, uint32_t count,
                   uint64_t offset, bool fua);
 
-/* Write every acknowledged write to stable storage; returns the first
- * writeback error recorded since the previous flush. */
+/* Write every acknowledged write to stable storage.  Fails (with the
+ * writeback's errno) if any writeback failed while it ran, whoever ran
+ * it, and with -EIO while a failed sync is latched (see
+ * engine_clear_errors). */
 int engine_flush (struct engine *e);
 
 /* Discard a range (the store's aligned interior of it). */
@@ -125,8 +130,9 @@ bool engine_above_dirty (struct engine *e, unsigned pct);
 /* Write back, oldest first, every block dirtied at or before NOW - MAX_AGE,
  * through the same ordered extents as a flush (with the dirty blocks that
  * follow each one, up to a run of 256 blocks).  Blocks dirtied later are
- * left alone.  Returns 0 or the first writeback error (which the next flush
- * also reports); stops at the first error. */
+ * left alone.  Returns 0 or the first writeback error (the failed blocks
+ * stay dirty, and a later flush writes them again); stops at the first
+ * error. */
 int engine_writeback_expired (struct engine *e, uint64_t now,
                               uint64_t max_age);
 
@@ -145,6 +151,12 @@ int engine_set_dirty_limit (struct engine *e, unsigned pct);
  * cache; -ENOMEM; or a writeback error (the cache then has its new size
  * but may stay above it until the dirty blocks can be written back). */
 int engine_set_cache_size (struct engine *e, uint64_t cache_size);
+
+/* Clear a latched sync failure: after a failed fdatasync every flush and
+ * every FUA write, zero and trim fail with -EIO until this is called (an
+ * administrator's decision, once the disk is fixed).  Returns whether one
+ * was latched. */
+bool engine_clear_errors (struct engine *e);
 
 /* Drop every CLEAN unpinned block; returns how many (0 without a cache). */
 uint64_t engine_drop_clean (struct engine *e);

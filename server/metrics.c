@@ -89,6 +89,11 @@ static const struct metric_def engine_defs[] = {
   { "sync_callers", METRIC_COUNTER, E (ordered.sync_callers),
     "FUA writes and flushes that needed an fdatasync (shared ones "
     "count once each)." },
+  { "sync_errors", METRIC_COUNTER, E (ordered.sync_errors),
+    "fdatasync calls that failed." },
+  { "sync_failed", METRIC_GAUGE, E (ordered.sync_failed),
+    "1 while a failed fdatasync is latched: flushes and FUA requests fail "
+    "until clear-errors." },
 };
 
 static const struct metric_def service_defs[] = {

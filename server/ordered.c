@@ -34,6 +34,12 @@
  * one caller of the next generation, to run it, and no one else (with one
  * condition variable, every FUA write in flight woke at every sync).
  *
+ * Failed syncs.  A failed sync latches (sync_failed) and records the
+ * stamp it started at (failed_stamp): a caller whose stamp is at or below
+ * it had its extents covered by a failed sync and fails whenever it
+ * arrives, even after the latch is cleared; while latched every caller
+ * fails without a sync being run.
+ *
  * Locking: group commit has its own mutex, sync_lock, so its sleepers and
  * wakers do not contend with the extents' q->lock; sync_lock is taken
  * before q->lock, never after.  Nothing here calls out with a lock held,
@@ -81,7 +87,8 @@ struct ordered_queue
   _Atomic uint64_t running; /* extents in flight (the stats' in_flight);
                              * changed under lock, read without */
   uint64_t stamp;  /* completions so far */
-  int first_error; /* of a writeback, since the last ordered_take_error */
+  uint64_t error_seq; /* failed writebacks so far */
+  int last_error;     /* the errno of the latest of them */
 
   /* Group commit, under sync_lock. */
   pthread_mutex_t sync_lock;
@@ -91,8 +98,10 @@ struct ordered_queue
   uint64_t sync_stamp;  /* stamp the running (or last) sync started at */
   uint64_t started_gen; /* generation of the latest sync started */
   uint64_t done_gen;    /* generation of the latest sync finished */
-  uint64_t failed_gen;  /* generation of the latest failed sync, or 0 */
-  int failed_err;
+  uint64_t sync_errors; /* syncs that failed */
+  bool sync_failed;     /* a failed sync is latched */
+  uint64_t failed_stamp; /* stamp the latest failed sync started at */
+  int failed_err;        /* and its errno */
 
   struct ordered_stats stats;
 };
@@ -260,8 +269,11 @@ ordered_complete (struct ordered_queue *q, struct ordered_extent *oe, int err)
     q->newest = oe->prev;
   atomic_fetch_sub (&q->running, 1);
 
-  if (err && oe->kind == ORDERED_WRITEBACK && q->first_error == 0)
-    q->first_error = err;
+  if (err && oe->kind == ORDERED_WRITEBACK)
+    {
+      q->error_seq++;
+      q->last_error = err;
+    }
   stamp = ++q->stamp;
   oe->state = ORDERED_COMPLETE;
   if (oe->waiters)
@@ -320,14 +332,24 @@ ordered_wait_all (struct ordered_queue *q)
   pthread_mutex_unlock (&q->lock);
 }
 
+uint64_t
+ordered_error_seq (struct ordered_queue *q)
+{
+  uint64_t seq;
+
+  pthread_mutex_lock (&q->lock);
+  seq = q->error_seq;
+  pthread_mutex_unlock (&q->lock);
+  return seq;
+}
+
 int
-ordered_take_error (struct ordered_queue *q)
+ordered_check_error (struct ordered_queue *q, uint64_t seq)
 {
   int err;
 
   pthread_mutex_lock (&q->lock);
-  err = q->first_error;
-  q->first_error = 0;
+  err = q->error_seq != seq ? q->last_error : 0;
   pthread_mutex_unlock (&q->lock);
   return err;
 }
@@ -341,6 +363,16 @@ ordered_stamp (struct ordered_queue *q)
   stamp = q->stamp;
   pthread_mutex_unlock (&q->lock);
   return stamp;
+}
+
+/* The result of ordered_sync for a caller with STAMP, once the sync it
+ * needed has ended (see ordered.h).  Called with sync_lock held. */
+static int
+sync_result (struct ordered_queue *q, uint64_t stamp)
+{
+  if (q->sync_errors > 0 && q->failed_stamp >= stamp)
+    return q->failed_err;
+  return q->sync_failed ? -EIO : 0;
 }
 
 int
@@ -360,7 +392,7 @@ ordered_sync (struct ordered_queue *q, uint64_t stamp,
   else
     gen = q->started_gen + 1;
 
-  while (q->done_gen < gen)
+  while (q->done_gen < gen && !q->sync_failed)
     {
       if (q->sync_running)
         {
@@ -380,17 +412,44 @@ ordered_sync (struct ordered_queue *q, uint64_t stamp,
       q->done_gen = q->started_gen;
       if (err)
         {
-          q->failed_gen = q->done_gen;
+          q->sync_errors++;
+          q->sync_failed = true;
+          q->failed_stamp = q->sync_stamp;
           q->failed_err = err;
+          /* Everyone waiting fails now, the next generation's too. */
+          pthread_cond_broadcast (&q->sync_cond[(q->done_gen + 1) & 1]);
         }
       /* The callers served; one of the next generation's, if any, runs
        * it.  Nobody waits for a later one yet. */
       pthread_cond_broadcast (&q->sync_cond[q->done_gen & 1]);
       pthread_cond_signal (&q->sync_cond[(q->done_gen + 1) & 1]);
     }
-  err = q->failed_gen >= gen ? q->failed_err : 0;
+  err = sync_result (q, stamp);
   pthread_mutex_unlock (&q->sync_lock);
   return err;
+}
+
+bool
+ordered_sync_failed (struct ordered_queue *q)
+{
+  bool failed;
+
+  pthread_mutex_lock (&q->sync_lock);
+  failed = q->sync_failed;
+  pthread_mutex_unlock (&q->sync_lock);
+  return failed;
+}
+
+bool
+ordered_clear_sync_error (struct ordered_queue *q)
+{
+  bool failed;
+
+  pthread_mutex_lock (&q->sync_lock);
+  failed = q->sync_failed;
+  q->sync_failed = false;
+  pthread_mutex_unlock (&q->sync_lock);
+  return failed;
 }
 
 void
@@ -403,5 +462,7 @@ ordered_get_stats (struct ordered_queue *q, struct ordered_stats *stats)
   pthread_mutex_lock (&q->sync_lock);
   stats->syncs = q->syncs;
   stats->sync_callers = q->sync_callers;
+  stats->sync_errors = q->sync_errors;
+  stats->sync_failed = q->sync_failed;
   pthread_mutex_unlock (&q->sync_lock);
 }

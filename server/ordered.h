@@ -17,6 +17,14 @@
  * extents completed up to a stamp to be made durable; concurrent callers
  * share one sync of the store.
  *
+ * Failures.  A failed writeback is reported errseq-style: the queue counts
+ * them (ordered_error_seq), and a flush samples the count when it begins
+ * and fails if it moved by the time it ends, so every flush that overlapped
+ * a failed writeback fails, not only the first to ask.  A failed sync is
+ * latched: on Linux a writeback error is reported by fdatasync once, so a
+ * later sync that succeeds proves nothing about the data the failed one
+ * covered.  Every ordered_sync fails until ordered_clear_sync_error.
+ *
  * Lock ordering: the queue's mutex is a leaf, taken only inside these
  * functions.  ordered_complete never sleeps and needs no other lock, so a
  * waiter may hold any lock of its own except the range lock of an extent it
@@ -55,6 +63,8 @@ struct ordered_stats
   uint64_t waits;          /* waits that had to sleep on an extent */
   uint64_t syncs;          /* calls of the sync function by ordered_sync */
   uint64_t sync_callers;   /* ordered_sync calls that needed a sync */
+  uint64_t sync_errors;    /* syncs that failed */
+  uint64_t sync_failed;    /* 1 while a failed sync is latched, else 0 */
 };
 
 struct ordered_queue;
@@ -75,17 +85,14 @@ int ordered_add (struct ordered_queue *q, uint64_t start, uint64_t end,
                  enum ordered_kind kind, struct ordered_extent **oep);
 
 /* Mark OE complete with ERR (0 or a negative errno) and wake everyone
- * waiting for it.  A failed ORDERED_WRITEBACK extent's error is kept for
- * ordered_take_error; other kinds report their error to their own caller.
- * OE is invalid afterwards.  Takes only the queue's mutex and never sleeps.
- * Returns the completion stamp of OE, to pass to ordered_sync. */
+ * waiting for it.  A failed ORDERED_WRITEBACK extent advances the error
+ * sequence (ordered_error_seq); other kinds report their error to their
+ * own caller.  OE is invalid afterwards.  Takes only the queue's mutex and
+ * never sleeps.  Returns the completion stamp of OE, to pass to
+ * ordered_sync. */
 uint64_t ordered_complete (struct ordered_queue *q, struct ordered_extent *oe,
                            int err);
 
-/* If an extent in flight overlaps [start, end], copy the one with the
- * lowest start into *INFO (when INFO is not NULL) and return true.
- * The answer is only stable while the caller holds the range lock.  With
- * no extent in flight it takes no lock. */
 bool ordered_lookup (struct ordered_queue *q, uint64_t start, uint64_t end,
                      struct ordered_info *info);
 
@@ -101,10 +108,15 @@ void ordered_wait_range (struct ordered_queue *q, uint64_t start, uint64_t end);
  * (the second step of a flush).  The caller must hold no range lock. */
 void ordered_wait_all (struct ordered_queue *q);
 
-/* Return the first error of an ORDERED_WRITEBACK extent recorded since the
- * previous call (a negative errno), or 0, and forget it.  A flush calls this
- * after ordered_wait_all, so that it reports the error exactly once. */
-int ordered_take_error (struct ordered_queue *q);
+/* The writeback error sequence: how many ORDERED_WRITEBACK extents have
+ * completed with an error so far.  A flush samples it before it looks for
+ * dirty blocks and passes the sample to ordered_check_error at its end. */
+uint64_t ordered_error_seq (struct ordered_queue *q);
+
+/* 0 if no writeback has failed since SEQ (an ordered_error_seq sample),
+ * else the negative errno of the latest that did.  Nothing is consumed:
+ * every flush that overlapped a failure hears of it. */
+int ordered_check_error (struct ordered_queue *q, uint64_t seq);
 
 /* The stamp of the latest completion: passing it to ordered_sync covers
  * every extent completed so far. */
@@ -116,12 +128,25 @@ uint64_t ordered_stamp (struct ordered_queue *q);
  * otherwise after the next sync, which the first such caller runs in its
  * own thread, for all of them, once the running one ends.  Syncs never
  * overlap, so one sync serves every caller that arrives while another runs.
- * Returns 0, or the negative errno of the sync that covered STAMP (or of a
- * later one that failed before the caller woke: a spurious error is
- * allowed, a missed one is not).  The caller must hold no range lock: SYNC
- * may wait for I/O. */
+ * Returns 0 or a negative errno:
+ *  - the errno of a failed sync that started after STAMP (so covered the
+ *    caller's extents), however late the caller arrives and whatever later
+ *    syncs did: when the first sync after STAMP failed, the caller fails;
+ *    when a later one failed, the failure is spurious, which is allowed;
+ *  - -EIO while a failed sync is latched (until ordered_clear_sync_error);
+ *    no sync is run then.
+ * The caller must hold no range lock: SYNC may wait for I/O. */
 int ordered_sync (struct ordered_queue *q, uint64_t stamp,
                   int (*sync) (void *opaque), void *opaque);
+
+/* Whether a failed sync is latched. */
+bool ordered_sync_failed (struct ordered_queue *q);
+
+/* Clear a latched sync failure (an administrator's decision, after fixing
+ * the disk): later ordered_sync calls run syncs again.  Callers whose
+ * extents a failed sync covered still fail.  Returns whether one was
+ * latched. */
+bool ordered_clear_sync_error (struct ordered_queue *q);
 
 /* Copy the counters into *STATS. */
 void ordered_get_stats (struct ordered_queue *q, struct ordered_stats *stats);

@@ -221,18 +221,27 @@ Test (ordered, wait_all)
   ordered_queue_free (q);
 }
 
-Test (ordered, writeback_errors_are_kept_for_the_next_flush)
+/* Two flushes overlap one failed writeback: both hear of it, neither
+ * takes it from the other; a flush that began after it does not. */
+Test (ordered, writeback_error_reaches_every_flush_that_overlapped_it)
 {
   struct ordered_queue *q = ordered_queue_new ();
+  uint64_t flush1, flush2, flush3;
 
-  cr_assert_eq (ordered_take_error (q), 0);
+  flush1 = ordered_error_seq (q);
   ordered_complete (q, add (q, 0, 9, ORDERED_DIRECT_WRITE), -EIO);
-  cr_assert_eq (ordered_take_error (q), 0);
+  cr_assert_eq (ordered_check_error (q, flush1), 0);
+  flush2 = ordered_error_seq (q);
   ordered_complete (q, add (q, 0, 9, ORDERED_WRITEBACK), -ENOSPC);
-  ordered_complete (q, add (q, 0, 9, ORDERED_WRITEBACK), -EIO);
   ordered_complete (q, add (q, 0, 9, ORDERED_WRITEBACK), 0);
-  cr_assert_eq (ordered_take_error (q), -ENOSPC);
-  cr_assert_eq (ordered_take_error (q), 0);
+  cr_assert_eq (ordered_check_error (q, flush1), -ENOSPC);
+  cr_assert_eq (ordered_check_error (q, flush2), -ENOSPC);
+  cr_assert_eq (ordered_check_error (q, flush2), -ENOSPC);
+  flush3 = ordered_error_seq (q);
+  cr_assert_eq (ordered_check_error (q, flush3), 0);
+  ordered_complete (q, add (q, 0, 9, ORDERED_WRITEBACK), -EIO);
+  cr_assert_eq (ordered_check_error (q, flush1), -EIO);
+  cr_assert_eq (ordered_check_error (q, flush3), -EIO);
   ordered_queue_free (q);
 }
 
@@ -401,10 +410,66 @@ Test (ordered, sync_error_reaches_every_caller_it_covers)
       cr_assert_eq (s[i].ret, -EIO);
     }
   cr_assert_eq (fs.calls, 1);
+  ordered_queue_free (q);
+}
+
+/* After a failed sync every caller fails with EIO, and no sync runs, until
+ * the failure is cleared; then syncs run again. */
+Test (ordered, failed_sync_is_latched_until_cleared)
+{
+  struct ordered_queue *q = ordered_queue_new ();
+  struct fake_sync fs;
+  struct ordered_stats st;
+  uint64_t stamp;
+
+  fake_sync_init (&fs);
+  fs.err = -ENOSPC;
+  stamp = ordered_complete (q, add (q, 0, 9, ORDERED_DIRECT_WRITE), 0);
+  cr_assert_eq (ordered_sync (q, stamp, fake_sync, &fs), -ENOSPC);
+  cr_assert (ordered_sync_failed (q));
 
   fs.err = 0;
   stamp = ordered_complete (q, add (q, 0, 9, ORDERED_DIRECT_WRITE), 0);
+  cr_assert_eq (ordered_sync (q, stamp, fake_sync, &fs), -EIO);
+  cr_assert_eq (ordered_sync (q, stamp, fake_sync, &fs), -EIO);
+  cr_assert_eq (fs.calls, 1);
+  ordered_get_stats (q, &st);
+  cr_assert_eq (st.sync_errors, 1);
+  cr_assert_eq (st.sync_failed, 1);
+
+  cr_assert (ordered_clear_sync_error (q));
+  cr_assert_not (ordered_clear_sync_error (q));
   cr_assert_eq (ordered_sync (q, stamp, fake_sync, &fs), 0);
+  cr_assert_eq (fs.calls, 2);
+  ordered_get_stats (q, &st);
+  cr_assert_eq (st.sync_errors, 1);
+  cr_assert_eq (st.sync_failed, 0);
+  ordered_queue_free (q);
+}
+
+/* A caller that reaches group commit late, after the sync that covered its
+ * write failed and a later one succeeded (the failure cleared between
+ * them), still gets the failure: Linux reports a writeback error to one
+ * fdatasync only, so the later sync's success proves nothing about it. */
+Test (ordered, late_caller_gets_the_failed_sync_that_covered_it)
+{
+  struct ordered_queue *q = ordered_queue_new ();
+  struct fake_sync fs;
+  uint64_t early, later;
+
+  fake_sync_init (&fs);
+  early = ordered_complete (q, add (q, 0, 9, ORDERED_DIRECT_WRITE), 0);
+  fs.err = -EIO;
+  cr_assert_eq (ordered_sync (q, early, fake_sync, &fs), -EIO);
+  ordered_clear_sync_error (q);
+  fs.err = 0;
+  later = ordered_complete (q, add (q, 0, 9, ORDERED_DIRECT_WRITE), 0);
+  cr_assert_eq (ordered_sync (q, later, fake_sync, &fs), 0);
+  cr_assert_eq (fs.calls, 2);
+
+  cr_assert_eq (ordered_sync (q, early, fake_sync, &fs), -EIO);
+  cr_assert_eq (ordered_sync (q, later, fake_sync, &fs), 0);
+  cr_assert_eq (fs.calls, 2);
   ordered_queue_free (q);
 }
 
