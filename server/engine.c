@@ -936,6 +936,24 @@ struct direct_req
   bool may_trim, fast, fua;
 };
 
+/* Write zeroes over [from, to), part of a request's range, which the
+ * caller holds. */
+static int
+write_zeroes (struct engine *e, uint64_t from, uint64_t to)
+{
+  char *zeroes;
+  int r;
+
+  if (from >= to)
+    return 0;
+  zeroes = calloc (1, to - from);
+  if (zeroes == NULL)
+    return -ENOMEM;
+  r = write_store (e, zeroes, to - from, from, false);
+  free (zeroes);
+  return r;
+}
+
 /* Zero [offset, offset+count) on the store: edges by read-modify-write,
  * the aligned middle by store_zero.  The caller holds the range. */
 static int
@@ -945,45 +963,52 @@ zero_store (struct engine *e, const struct direct_req *q)
   uint64_t mid_start = store_align_up (st, q->offset);
   uint64_t end = q->offset + q->count;
   uint64_t mid_end = end == st->size ? end : store_align_down (st, end);
-  int r = 0;
+  int r;
 
   if (mid_start >= mid_end)
     mid_start = mid_end = end;
-  if (mid_start > q->offset)
-    {
-      char *zeroes = calloc (1, mid_start - q->offset);
-      if (zeroes == NULL)
-        return -ENOMEM;
-      r = write_store (e, zeroes, mid_start - q->offset, q->offset, false);
-      free (zeroes);
-    }
+  r = write_zeroes (e, q->offset, mid_start);
   if (r == 0 && mid_end > mid_start)
     r = store_zero (st, mid_end - mid_start, mid_start, q->may_trim, q->fast,
                     false);
-  if (r == 0 && mid_end < end)
-    {
-      char *zeroes = calloc (1, end - mid_end);
-      if (zeroes == NULL)
-        return -ENOMEM;
-      r = write_store (e, zeroes, end - mid_end, mid_end, false);
-      free (zeroes);
-    }
+  if (r == 0)
+    r = write_zeroes (e, mid_end, end);
   return r;
 }
 
-/* Trim the store-aligned interior of the request; *FROM and *TO get it. */
+/* Trim the request: discard its store-aligned interior, and write zeroes
+ * over the partial sectors at either end, so the whole range reads back as
+ * zeroes, as a punched hole does.  When the disk ignores discards
+ * (-EOPNOTSUPP from the store) nothing is changed, the ends neither: the
+ * range keeps its old bytes, which a trim allows, and *FROM == *TO tells
+ * the caller to leave the cache alone too.  Otherwise [*FROM, *TO) is the
+ * range now zero.  The caller holds the range. */
 static int
 trim_store (struct engine *e, const struct direct_req *q, uint64_t *from,
             uint64_t *to)
 {
   struct store *st = e->st;
   uint64_t end = q->offset + q->count;
+  uint64_t mid_start = store_align_up (st, q->offset);
+  uint64_t mid_end = end == st->size ? end : store_align_down (st, end);
+  int r = 0;
 
-  *from = store_align_up (st, q->offset);
-  *to = end == st->size ? end : store_align_down (st, end);
-  if (*from >= *to)
+  *from = *to = q->offset;
+  if (mid_start < mid_end)
+    r = store_trim (st, mid_end - mid_start, mid_start, false);
+  else if (!st->is_block && !st->can_punch)
+    r = -EOPNOTSUPP;
+  if (r == -EOPNOTSUPP)
     return 0;
-  return store_trim (st, *to - *from, *from, false);
+  if (mid_start >= mid_end)
+    mid_start = mid_end = end;
+  if (r == 0)
+    r = write_zeroes (e, q->offset, mid_start);
+  if (r == 0)
+    r = write_zeroes (e, mid_end, end);
+  if (r == 0)
+    *to = end;
+  return r;
 }
 
 static int
@@ -1023,14 +1048,10 @@ direct_io (struct engine *e, const struct direct_req *q)
       r = trim_store (e, q, &from, &to);
       break;
     }
-  if (e->cache && from < to)
-    {
-      if (r == 0)
-        update_cache (e, q->op == DIRECT_WRITE ? q->data : NULL, to - from,
-                      from);
-      else
-        invalidate_cache (e, end - start, start);
-    }
+  if (e->cache && r == 0 && from < to)
+    update_cache (e, q->op == DIRECT_WRITE ? q->data : NULL, to - from, from);
+  else if (e->cache && r < 0)
+    invalidate_cache (e, end - start, start);
   stamp = ordered_complete (e->oq, oe, r);
   unlock_range (e, start, end);
   if (r == 0 && q->fua)

@@ -1,7 +1,18 @@
 /* blkcache: the store.  See store.h for what it owns.
  *
  * Every function here is a thin loop over pread/pwritev2/fallocate/ioctl
- * that retries short transfers and EINTR, so callers see whole requests.
+ * that retries short transfers and EINTR (for every call, fdatasync,
+ * fallocate and ioctl included), so callers see whole requests; a write
+ * that makes no progress is EIO, never a loop.
+ *
+ * Buffered writes (direct=off, the direct=auto fallback, and the tail of
+ * a disk whose size is not aligned) carry RWF_DSYNC: a buffered write that
+ * reached only the page cache could still fail in the kernel's own
+ * writeback, after which the page cache drops the error's pages and reads
+ * return the disk's older bytes, while blkcache would hold the new ones as
+ * CLEAN (no CLEAN block may hold bytes the disk may not keep).  With
+ * RWF_DSYNC the write returns only once its bytes are on the disk, and a
+ * failure is the write's own error.
  * Reads of unaligned ranges go through an aligned bounce buffer; writes
  * must be aligned by the caller (store.h), and only their buffer may be
  * bounced.  Nothing here takes a lock or sleeps other than in the kernel.
@@ -55,8 +66,46 @@ full_pread (int fd, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
+/* fdatasync, retried on EINTR (an interrupted sync has proved nothing,
+ * and is not a failure either).  Returns 0 or -errno. */
+static int
+sync_fd (int fd)
+{
+  while (fdatasync (fd) == -1)
+    if (errno != EINTR)
+      return -errno;
+  return 0;
+}
+
+/* fallocate, retried on EINTR.  Returns 0 or -1 with errno set. */
+static int
+falloc (int fd, int mode, uint64_t offset, uint64_t count)
+{
+  int r;
+
+  do
+    r = fallocate (fd, mode, offset, count);
+  while (r == -1 && errno == EINTR);
+  return r;
+}
+
+/* A range ioctl (BLKZEROOUT, BLKDISCARD), retried on EINTR.  Returns 0 or
+ * -1 with errno set. */
+static int
+ioctl_range (int fd, unsigned long request, uint64_t offset, uint64_t count)
+{
+  uint64_t range[2] = { offset, count };
+  int r;
+
+  do
+    r = ioctl (fd, request, range);
+  while (r == -1 && errno == EINTR);
+  return r;
+}
+
 /* pwritev2 with RWF_DSYNC when FUA, falling back to pwrite + fdatasync
- * where the kernel or filesystem does not support the flag. */
+ * where the kernel or filesystem does not support the flag.  A write that
+ * returns 0 has made no progress and never will: EIO. */
 static int
 full_pwrite (int fd, const void *buf, size_t count, uint64_t offset, bool fua)
 {
@@ -78,12 +127,14 @@ full_pwrite (int fd, const void *buf, size_t count, uint64_t offset, bool fua)
             }
           return -errno;
         }
+      if (r == 0)
+        return -EIO;
       p += r;
       count -= r;
       offset += r;
     }
-  if (fua && !dsync && fdatasync (fd) == -1)
-    return -errno;
+  if (fua && !dsync)
+    return sync_fd (fd);
   return 0;
 }
 
@@ -198,7 +249,7 @@ store_write (struct store *st, const void *buf, size_t count,
     return -EINVAL;
   if (!st->direct)
     {
-      r = full_pwrite (st->bfd, buf, count, offset, fua);
+      r = full_pwrite (st->bfd, buf, count, offset, true);
       if (r == 0)
         drop_page_cache (st, offset, count);
       return r;
@@ -211,7 +262,7 @@ store_write (struct store *st, const void *buf, size_t count,
     {
       uint64_t start = offset > st->body ? offset : st->body;
       r = full_pwrite (st->bfd, in + (start - offset), offset + count - start,
-                       start, fua);
+                       start, true);
       if (r < 0)
         return r;
       count = start - offset;
@@ -419,9 +470,7 @@ store_sync (struct store *st)
 {
   if (st->readonly)
     return 0;
-  if (fdatasync (st->fd) == -1)
-    return -errno;
-  return 0;
+  return sync_fd (st->fd);
 }
 
 /* Write zeroes, the last resort for zeroing. */
@@ -453,32 +502,44 @@ unsupported (int err)
          || err == ENOTTY;
 }
 
-/* Try the fast ways to zero; -ENOTSUP when none works here. */
+/* Try the fast ways to zero; -ENOTSUP when none works here.  On a block
+ * device with FAST only a punch (fallocate's PUNCH_HOLE, which the kernel
+ * turns into a write-zeroes or discard command and never into written
+ * zeroes) qualifies: BLKZEROOUT silently writes zeroes where the device
+ * cannot, so it serves only a zero that may be slow. */
 static int
-zero_fast (struct store *st, size_t count, uint64_t offset, bool may_trim)
+zero_fast (struct store *st, size_t count, uint64_t offset, bool may_trim,
+           bool fast)
 {
   if (st->is_block)
     {
-      uint64_t range[2] = { offset, count };
-      if (ioctl (st->bfd, BLKZEROOUT, range) == 0)
+      if (fast)
+        {
+          if (may_trim
+              && falloc (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         offset, count) == 0)
+            return 0;
+          return !may_trim || unsupported (errno) ? -ENOTSUP : -errno;
+        }
+      if (ioctl_range (st->bfd, BLKZEROOUT, offset, count) == 0)
         return 0;
       return unsupported (errno) ? -ENOTSUP : -errno;
     }
   if (may_trim && st->can_punch
-      && fallocate (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    offset, count) == 0)
-    return 0;
-  if (fallocate (st->bfd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset,
+      && falloc (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
                  count) == 0)
+    return 0;
+  if (falloc (st->bfd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset,
+              count) == 0)
     return 0;
   if (!unsupported (errno))
     return -errno;
   /* Punch then allocate: zeroes that stay allocated. */
   if (st->can_punch
-      && fallocate (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    offset, count) == 0)
+      && falloc (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+                 count) == 0)
     {
-      if (may_trim || fallocate (st->bfd, FALLOC_FL_KEEP_SIZE, offset, count) == 0
+      if (may_trim || falloc (st->bfd, FALLOC_FL_KEEP_SIZE, offset, count) == 0
           || unsupported (errno))
         return 0;
       return -errno;
@@ -500,15 +561,13 @@ store_zero (struct store *st, size_t count, uint64_t offset, bool may_trim,
     return -EINVAL;
   if (count == 0)
     return 0;
-  r = zero_fast (st, count, offset, may_trim);
+  r = zero_fast (st, count, offset, may_trim, fast);
   if (r == 0)
     {
       /* fallocate and BLKZEROOUT change the disk outside the page cache's
        * view only for O_DIRECT readers; buffered readers need the drop. */
       drop_page_cache (st, offset, count);
-      if (fua && fdatasync (st->bfd) == -1)
-        return -errno;
-      return 0;
+      return fua ? sync_fd (st->bfd) : 0;
     }
   if (r != -ENOTSUP || fast)
     return r;
@@ -518,7 +577,7 @@ store_zero (struct store *st, size_t count, uint64_t offset, bool may_trim,
 int
 store_trim (struct store *st, size_t count, uint64_t offset, bool fua)
 {
-  int r = 0;
+  int r;
 
   if (st->readonly)
     return -EROFS;
@@ -527,20 +586,16 @@ store_trim (struct store *st, size_t count, uint64_t offset, bool fua)
   if (count == 0)
     return 0;
   if (st->is_block)
-    {
-      uint64_t range[2] = { offset, count };
-      if (ioctl (st->bfd, BLKDISCARD, range) == -1 && !unsupported (errno))
-        r = -errno;
-    }
-  else if (st->can_punch
-           && fallocate (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                         offset, count) == -1)
-    r = unsupported (errno) ? 0 : -errno;
-  if (r == 0)
-    drop_page_cache (st, offset, count);
-  if (r == 0 && fua && fdatasync (st->bfd) == -1)
-    r = -errno;
-  return r;
+    r = ioctl_range (st->bfd, BLKDISCARD, offset, count);
+  else if (st->can_punch)
+    r = falloc (st->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+                count);
+  else
+    return -EOPNOTSUPP;
+  if (r == -1)
+    return unsupported (errno) ? -EOPNOTSUPP : -errno;
+  drop_page_cache (st, offset, count);
+  return fua ? sync_fd (st->bfd) : 0;
 }
 
 int

@@ -68,6 +68,7 @@ int store_read (struct store *st, void *buf, size_t count, uint64_t offset);
  * read-modify-write of unaligned edges under their range lock).  BUF may
  * have any alignment.  With FUA the bytes are durable on return, for this
  * range alone (RWF_DSYNC; fdatasync only where the kernel lacks it).
+ * Buffered writes are always RWF_DSYNC (see store.c).
  * Returns 0 or a negative errno. */
 int store_write (struct store *st, const void *buf, size_t count,
                  uint64_t offset, bool fua);
@@ -94,14 +95,18 @@ int store_write_batch (struct store *st, struct store_io *ios, size_t n);
 int store_sync (struct store *st);
 
 /* Zero COUNT bytes at OFFSET (both aligned, or ending at the end of the
- * disk).  MAY_TRIM allows punching a hole.  With FAST, fail with -ENOTSUP
- * instead of writing zeroes when the device has no fast way to zero.  FUA
- * makes the zeroes durable on return.  Returns 0 or a negative errno. */
+ * disk).  MAY_TRIM allows punching a hole.  With FAST, fail at once with
+ * -ENOTSUP, having written nothing, when the device has no fast way to
+ * zero (on a block device: when MAY_TRIM is not given, or the device
+ * cannot zero by command).  FUA makes the zeroes durable on return.
+ * Returns 0 or a negative errno. */
 int store_zero (struct store *st, size_t count, uint64_t offset,
                 bool may_trim, bool fast, bool fua);
 
 /* Discard COUNT bytes at OFFSET (aligned); afterwards they read as zeroes
- * or as their old contents.  Returns 0 or a negative errno. */
+ * (a file's punched hole) or, on some devices, as their old contents.
+ * Returns 0; -EOPNOTSUPP when the disk cannot discard, which then left
+ * every byte as it was; or another negative errno. */
 int store_trim (struct store *st, size_t count, uint64_t offset, bool fua);
 
 /* Describe [OFFSET, OFFSET+COUNT) as data and holes (SEEK_DATA/SEEK_HOLE;
