@@ -59,6 +59,9 @@ NBDKIT_DLL_PUBLIC int blkcache_debug_skip_recheck = 0;
  * makes it durable: breaks the flush rule, so that a test can prove the
  * power-cut checker catches it. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_flush_skip_sync = 0;
+/* How long the exit flush retries a failing disk, in seconds (tests
+ * shorten it). */
+NBDKIT_DLL_PUBLIC int blkcache_debug_exit_flush_s = 30;
 /* Log every background writeback pass: why it started, how long it took,
  * what is dirty after it. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_writeback = 0;
@@ -90,10 +93,15 @@ print_stats (void)
 }
 
 /* Stop the service, then write back what is dirty before the process
- * goes. */
+ * goes.  If that fails (after the engine's retries, each range logged),
+ * nbdkit must not exit 0 as if nothing was lost: nbdkit gives a plugin no
+ * way to set its exit status, so the process exits here with status 1,
+ * after this error. */
 static void
 blkcache_unload (void)
 {
+  bool lost = false;
+
   if (service)
     service_stop (service);
   if (engine)
@@ -101,11 +109,17 @@ blkcache_unload (void)
       print_stats ();
       service_free (service);
       if (engine_free (engine) < 0)
-        nbdkit_error ("%s: writing back the cache at exit failed; "
-                      "the disk may miss recent writes", filename);
+        {
+          nbdkit_error ("%s: writing back the cache at exit failed; "
+                        "the disk misses the writes logged above",
+                        filename);
+          lost = true;
+        }
     }
   free (filename);
   free (control_path);
+  if (lost)
+    exit (EXIT_FAILURE);
 }
 
 /* The index of VALUE among the N NAMES of parameter KEY, or -1 with an
@@ -276,6 +290,8 @@ blkcache_config_complete (void)
   config.race_window_us = blkcache_debug_race_window_us;
   config.skip_recheck = blkcache_debug_skip_recheck;
   config.flush_skip_sync = blkcache_debug_flush_skip_sync;
+  config.exit_flush_s = blkcache_debug_exit_flush_s < 0
+                            ? 0 : blkcache_debug_exit_flush_s;
   config.log_error = log_error;
   return 0;
 }

@@ -68,6 +68,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -85,6 +86,9 @@
 #define VICTIM_BLOCKS 16
 /* The longest run background writeback writes at once. */
 #define WRITEBACK_RUN_BLOCKS 256
+/* Consecutive failed block writebacks after which cached writes go to the
+ * disk instead (degraded writethrough), until a writeback succeeds. */
+#define DEGRADE_AFTER_FAILURES 3
 /* The runs, and the blocks in all, a flush writes back as one batch. */
 #define WRITEBACK_BATCH_RUNS 64
 #define WRITEBACK_BATCH_BLOCKS 256
@@ -106,6 +110,8 @@ struct engine
   _Atomic uint64_t zeroes, trims, flushes, prefetches, block_status;
   _Atomic uint64_t writeback_blocks, writeback_errors;
   _Atomic uint64_t lock_waits, recheck_retries, dirty_limit_waits;
+  _Atomic uint64_t uncached_reads, degraded_writethrough;
+  _Atomic unsigned writeback_failures; /* in a row; 0 after a success */
 };
 
 static void
@@ -118,6 +124,21 @@ static uint64_t
 min_u64 (uint64_t a, uint64_t b)
 {
   return a < b ? a : b;
+}
+
+/* Log an error an administrator must act on. */
+static void
+log_error (struct engine *e, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  if (e->cfg.log_error == NULL)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  e->cfg.log_error (msg);
 }
 
 struct engine *
@@ -164,6 +185,54 @@ fail:
   }
 }
 
+/* Log each dirty range of the cache (at exit, when a flush keeps
+ * failing): what the disk misses. */
+static void
+log_dirty_ranges (struct engine *e, int err)
+{
+  struct cache_run runs[WRITEBACK_BATCH_RUNS];
+  uint64_t B = e->cfg.block_size, cursor = 0;
+  size_t n;
+
+  while ((n = cache_dirty_runs (e->cache, cursor, UINT64_MAX, UINT64_MAX,
+                                runs, WRITEBACK_BATCH_RUNS)) > 0)
+    {
+      for (size_t i = 0; i < n; i++)
+        log_error (e,
+                   "dirty data lost at exit: bytes %" PRIu64 " to %" PRIu64
+                   " were never written to the disk (%s)",
+                   runs[i].start * B,
+                   min_u64 ((runs[i].start + runs[i].count) * B, e->st->size)
+                       - 1,
+                   strerror (-err));
+      cursor = runs[n - 1].start + runs[n - 1].count;
+    }
+}
+
+/* Flush until it succeeds or EXIT_FLUSH_S seconds have passed, waiting
+ * 0.1 s, 0.2 s, ... up to 5 s between tries: a disk that is briefly out
+ * (a path failing over, space being freed) gets the chance to take the
+ * data. */
+static int
+exit_flush (struct engine *e)
+{
+  uint64_t deadline = cache_clock () + e->cfg.exit_flush_s * UINT64_C (1000000000);
+  useconds_t delay = 100000;
+  int r;
+
+  while ((r = engine_flush (e)) < 0 && cache_clock () < deadline)
+    {
+      /* A latched sync failure means an earlier sync lost data: only an
+       * administrator can decide the disk is whole again. */
+      if (ordered_sync_failed (e->oq))
+        break;
+      usleep (delay);
+      if (delay < 5000000)
+        delay *= 2;
+    }
+  return r;
+}
+
 int
 engine_free (struct engine *e)
 {
@@ -171,7 +240,9 @@ engine_free (struct engine *e)
 
   if (e == NULL)
     return 0;
-  r = engine_flush (e);
+  r = exit_flush (e);
+  if (r < 0 && e->cache)
+    log_dirty_ranges (e, r);
   if (e->cache)
     cache_free (e->cache);
   ordered_queue_free (e->oq);
@@ -208,19 +279,24 @@ span_of (const struct engine *e, uint64_t offset, uint64_t count,
 }
 
 /* Lock [start, end) with no ordered extent in flight on it (design: lock,
- * check, unlock and wait, retry).  The caller must hold no range. */
-static void
+ * check, unlock and wait, retry).  The caller must hold no range.  Returns
+ * 0, or -ENOMEM when the tree could not record the range: the request then
+ * fails, it never runs without its range. */
+static int
 lock_range (struct engine *e, uint64_t start, uint64_t end)
 {
   for (;;)
     {
-      if (extent_trylock (e->locks, start, end - 1) == -EBUSY)
+      int r = extent_trylock (e->locks, start, end - 1);
+      if (r == -EBUSY)
         {
           bump (&e->lock_waits);
-          extent_lock (e->locks, start, end - 1);
+          r = extent_lock (e->locks, start, end - 1);
         }
+      if (r < 0)
+        return r;
       if (!ordered_lookup (e->oq, start, end - 1, NULL))
-        return;
+        return 0;
       extent_unlock (e->locks, start, end - 1);
       bump (&e->recheck_retries);
       ordered_wait_range (e->oq, start, end - 1);
@@ -238,21 +314,6 @@ static uint64_t
 block_len (const struct engine *e, uint64_t blk)
 {
   return min_u64 (e->cfg.block_size, e->st->size - blk * e->cfg.block_size);
-}
-
-/* Log an error an administrator must act on. */
-static void
-log_error (struct engine *e, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-
-  if (e->cfg.log_error == NULL)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  e->cfg.log_error (msg);
 }
 
 /* The sync of group commit.  It runs only while no failure is latched, so
@@ -364,7 +425,13 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n,
   w->blocks = calloc (n, sizeof *w->blocks);
   if (w->blocks == NULL)
     return -ENOMEM;
-  lock_range (e, start, end);
+  r = lock_range (e, start, end);
+  if (r < 0)
+    {
+      free (w->blocks);
+      w->blocks = NULL;
+      return r;
+    }
   r = ordered_add (e->oq, start, end - 1, ORDERED_WRITEBACK, &w->oe);
   if (r == 0)
     {
@@ -455,11 +522,15 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
           if (res < 0)
             {
               bump (&e->writeback_errors);
+              atomic_fetch_add (&e->writeback_failures, 1);
               if (run_err == 0)
                 run_err = res;
             }
           else
-            bump (&e->writeback_blocks);
+            {
+              bump (&e->writeback_blocks);
+              atomic_store (&e->writeback_failures, 0);
+            }
           cache_end_writeback (e->cache, b, res);
           cache_unpin (e->cache, b);
         }
@@ -659,6 +730,44 @@ copy_out (struct engine *e, struct cache_block *b, char *out, uint64_t offset,
                      + offset % e->cfg.block_size, count);
 }
 
+/* Read the part of [offset, offset+count) in blocks FIRST..LAST without
+ * filling the cache, when it has no room to give (its blocks are dirty
+ * and their writeback fails): under the blocks' range, each cached block
+ * (maybe DIRTY, newer than the disk) is copied out and the others are read
+ * from the store, so a read never fails because writeback does.  OUT NULL
+ * (a prefetch) reads nothing. */
+static int
+read_uncached (struct engine *e, char *out, uint64_t offset, uint64_t count,
+               uint64_t first, uint64_t last)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t start = first * B, end = min_u64 ((last + 1) * B, e->st->size);
+  int r;
+
+  bump (&e->uncached_reads);
+  if (out == NULL)
+    return 0;
+  r = lock_range (e, start, end);
+  if (r < 0)
+    return r;
+  for (uint64_t blk = first; blk <= last && r == 0; blk++)
+    {
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset : bstart;
+      uint64_t to = min_u64 (offset + count, bstart + B);
+      struct cache_block *b = cache_peek (e->cache, blk);
+      if (b)
+        {
+          copy_out (e, b, out + (from - offset), from, to - from);
+          cache_unpin (e->cache, b);
+        }
+      else
+        r = store_read (e->st, out + (from - offset), to - from, from);
+    }
+  unlock_range (e, start, end);
+  return r;
+}
+
 /* Fill the missing blocks FIRST..LAST from the store and copy the part of
  * [offset, offset+count) they hold to OUT.  Design: read miss. */
 static int
@@ -671,8 +780,8 @@ read_miss (struct engine *e, char *out, uint64_t offset, uint64_t count,
   int r = 0;
 
 again:
-  if (!e->cfg.skip_recheck)
-    lock_range (e, start, end);
+  if (!e->cfg.skip_recheck && (r = lock_range (e, start, end)) < 0)
+    goto out;
   for (uint64_t blk = first; blk <= last; blk++)
     {
       uint64_t bstart = blk * B;
@@ -687,7 +796,7 @@ again:
               r = make_room (e, &spare, !e->cfg.skip_recheck, blk, &first,
                              &start, end);
               if (r < 0)
-                return r;
+                return read_uncached (e, out, offset, count, blk, last);
               goto again;
             }
           if (r < 0)
@@ -707,6 +816,7 @@ again:
     }
   if (!e->cfg.skip_recheck)
     unlock_range (e, start, end);
+out:
   if (spare)
     cache_discard (e->cache, spare);
   return r;
@@ -1028,7 +1138,9 @@ direct_io (struct engine *e, const struct direct_req *q)
    * of a cached block). */
   start = store_align_down (e->st, q->offset);
   end = min_u64 (store_align_up (e->st, q->offset + q->count), e->st->size);
-  lock_range (e, start, end);
+  r = lock_range (e, start, end);
+  if (r < 0)
+    return r;
   r = ordered_add (e->oq, start, end - 1, kind, &oe);
   if (r < 0)
     {
@@ -1086,7 +1198,9 @@ cached_write (struct engine *e, const char *buf, uint64_t count,
   span_of (e, offset, count, &start, &end);
   balance_dirty (e);
 again:
-  lock_range (e, start, end);
+  r = lock_range (e, start, end);
+  if (r < 0)
+    goto out;
   for (uint64_t blk = first; blk <= last; blk++)
     {
       uint64_t bstart = blk * B;
@@ -1140,6 +1254,7 @@ again:
         break;
     }
   unlock_range (e, start, end);
+out:
   if (spare)
     cache_discard (e->cache, spare);
   return r;
@@ -1153,7 +1268,13 @@ engine_write (struct engine *e, const void *buf, uint32_t count,
     return 0;
   if (fua)
     bump (&e->fua_writes);
-  if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua)
+  /* After repeated writeback failures a cached write would only add dirty
+   * data that cannot be written: it goes to the disk, and its writer gets
+   * the disk's answer. */
+  if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua
+      && atomic_load (&e->writeback_failures) >= DEGRADE_AFTER_FAILURES)
+    bump (&e->degraded_writethrough);
+  else if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua)
     {
       bump (&e->cached_writes);
       return cached_write (e, buf, count, offset);
@@ -1278,7 +1399,9 @@ engine_extents (struct engine *e, uint32_t count, uint64_t offset,
     return 0;
   bump (&e->block_status);
   span_of (e, offset, len, &start, &end);
-  lock_range (e, start, end);
+  r = lock_range (e, start, end);
+  if (r < 0)
+    return r;
   r = store_extents (e->st, offset, len, overlay_dirty, &x);
   unlock_range (e, start, end);
   return r;
@@ -1308,6 +1431,8 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   s->lock_waits = atomic_load (&e->lock_waits);
   s->recheck_retries = atomic_load (&e->recheck_retries);
   s->dirty_limit_waits = atomic_load (&e->dirty_limit_waits);
+  s->uncached_reads = atomic_load (&e->uncached_reads);
+  s->degraded_writethrough = atomic_load (&e->degraded_writethrough);
 }
 
 /* --- background writeback and administration ------------------------- */

@@ -36,6 +36,8 @@ struct engine_config
   bool flush_skip_sync;    /* debug: a flush replies without its fdatasync
                             * (a negative control for the power-cut
                             * checker) */
+  unsigned exit_flush_s;    /* how long engine_free retries a failing
+                            * flush, in seconds */
   /* Where errors an administrator must act on are reported (nbdkit_error
    * in the plugin); NULL: nowhere.  Called from request threads. */
   void (*log_error) (const char *msg);
@@ -63,6 +65,10 @@ struct engine_stats
   uint64_t lock_waits;        /* range locks that had to wait */
   uint64_t recheck_retries;   /* lock, found an ordered extent, waited */
   uint64_t dirty_limit_waits; /* cached writes held above the dirty limit */
+  uint64_t uncached_reads;    /* read misses served from the disk because
+                               * the cache had no room (failing writeback) */
+  uint64_t degraded_writethrough; /* writes sent to the disk, not the cache,
+                                   * after repeated writeback failures */
 };
 
 /* Create an engine serving the open store ST (the engine takes it over)
@@ -72,7 +78,10 @@ struct engine_stats
 struct engine *engine_new (struct store *st, const struct engine_config *cfg);
 
 /* Write back every dirty block, then free the engine and close its store.
- * No request may be in flight.  Returns the flush's result. */
+ * No request may be in flight.  A failing flush is retried with backoff
+ * for up to exit_flush_s seconds; then each dirty range still not written
+ * is logged (log_error) and the flush's error returned: nothing dirty is
+ * dropped without a word. */
 int engine_free (struct engine *e);
 
 /* The store the engine serves (size, alignment, capabilities). */

@@ -77,6 +77,12 @@ static const struct metric_def engine_defs[] = {
     "Range locks dropped to wait for a write in flight." },
   { "dirty_limit_waits", METRIC_COUNTER, E (dirty_limit_waits),
     "Cached writes held because dirty data exceeded the dirty limit." },
+  { "uncached_reads", METRIC_COUNTER, E (uncached_reads),
+    "Read misses served from the disk without the cache, which had no "
+    "room (its dirty blocks could not be written back)." },
+  { "degraded_writethrough", METRIC_COUNTER, E (degraded_writethrough),
+    "Writes sent to the disk instead of the cache after repeated "
+    "writeback failures." },
   { "ordered_extents", METRIC_COUNTER, E (ordered.added),
     "Disk writes recorded as ordered extents." },
   { "ordered_in_flight", METRIC_GAUGE, E (ordered.in_flight),
