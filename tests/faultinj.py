@@ -9,12 +9,14 @@ FAULTINJ_RULES and FAULTINJ_LOG in the environment."""
 import errno
 import os
 import re
+import subprocess
 import sys
 
 import nbd
 
 RULES = os.environ["FAULTINJ_RULES"]
 LOG = os.environ["FAULTINJ_LOG"]
+CTL = os.environ["BLKCACHECTL"]
 
 failures = []
 
@@ -52,6 +54,25 @@ def on_disk(path, offset, count):
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(count)
+
+
+def control(sock, *command):
+    """Run blkcachectl -s SOCK COMMAND...; returns (exit status, output)."""
+    p = subprocess.run([CTL, "-s", sock] + list(command),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    return p.returncode, p.stdout
+
+
+def stat_of(sock, name):
+    """The counter NAME in the stats of the control socket SOCK, or None
+    when the server has no such counter."""
+    status, out = control(sock, "stats")
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == name:
+            return int(words[1])
+    return None
 
 
 def check(ok, what):

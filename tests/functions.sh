@@ -131,11 +131,13 @@ faultinj_fired ()
 }
 
 # faultinj_python SCRIPT [ARGS...]: run a Python client script that uses
-# tests/faultinj.py (the rules, the log and checks of NBD requests).
+# tests/faultinj.py (the rules, the log, blkcachectl and checks of NBD
+# requests).
 faultinj_python ()
 {
   env FAULTINJ_RULES="$FAULTINJ_RULES" FAULTINJ_LOG="$FAULTINJ_LOG" \
-    PYTHONPATH="$(cd "$top_srcdir" && pwd)/tests" /usr/bin/python3 "$@"
+    BLKCACHECTL="$CTL" PYTHONPATH="$(cd "$top_srcdir" && pwd)/tests" \
+    /usr/bin/python3 "$@"
 }
 
 # make_disk SIZE: a sparse file of SIZE bytes (truncate's suffixes) at
