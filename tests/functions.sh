@@ -5,6 +5,7 @@ set -e
 set -u
 
 : "${top_builddir:=..}"
+: "${top_srcdir:=..}"
 : "${SANITIZER:=}"
 PLUGIN="$(cd "$top_builddir" && pwd)/plugin/.libs/nbdkit-blkcache-plugin.so"
 CLIENT_DIR="$(cd "$top_builddir" && pwd)/client"
@@ -74,6 +75,71 @@ sanitizer_preload ()
   esac
 }
 
+# The fault injector (tests/faultinj.c, built by make check): start_server
+# preloads it into nbdkit, and into nothing else, when FAULTINJ is 1.
+FAULTINJ_LIB="$(cd "$top_builddir" && pwd)/tests/.libs/faultinj.so"
+
+# server_preload: the LD_PRELOAD of a server: the sanitizer runtime first
+# (it must come first to intercept), then the fault injector if wanted.
+server_preload ()
+{
+  p="$(sanitizer_preload)"
+  if [ "${FAULTINJ:-0}" = 1 ]; then
+    p="${p:+$p:}$FAULTINJ_LIB"
+  fi
+  echo "$p"
+}
+
+# faultinj_setup TARGET: the servers started from now on run under the
+# fault injector, failing I/O on the file TARGET only as the rules file
+# $FAULTINJ_RULES says, and logging each failure to $FAULTINJ_LOG.
+faultinj_setup ()
+{
+  [ -f "$FAULTINJ_LIB" ] || {
+    echo "$0: $FAULTINJ_LIB is missing (make check builds it)"
+    exit 1
+  }
+  FAULTINJ=1
+  FAULTINJ_TARGET="$1"
+  FAULTINJ_RULES="$TESTDIR/faultinj.rules"
+  FAULTINJ_LOG="$TESTDIR/faultinj.log"
+}
+
+# faultinj_rules [RULE...]: replace the injector's rules, one RULE a line
+# ("OP OFFSET LENGTH ERRNO [COUNT]", see faultinj.c), at once: the
+# injector re-reads the file on its next call on the target and never
+# sees it half written.  No RULE: no rules.
+faultinj_rules ()
+{
+  if [ $# -gt 0 ]; then
+    printf '%s\n' "$@" >"$FAULTINJ_RULES.tmp"
+  else
+    : >"$FAULTINJ_RULES.tmp"
+  fi
+  mv -f "$FAULTINJ_RULES.tmp" "$FAULTINJ_RULES"
+}
+
+# faultinj_fired REGEXP: how many failures the injector has logged whose
+# line ("OP OFFSET LENGTH ERRNO") matches the extended REGEXP.
+faultinj_fired ()
+{
+  if [ -f "$FAULTINJ_LOG" ]; then
+    grep -cE -- "$1" "$FAULTINJ_LOG" || :
+  else
+    echo 0
+  fi
+}
+
+# faultinj_python SCRIPT [ARGS...]: run a Python client script that uses
+# tests/faultinj.py (the rules, the log, blkcachectl and checks of NBD
+# requests).
+faultinj_python ()
+{
+  env FAULTINJ_RULES="$FAULTINJ_RULES" FAULTINJ_LOG="$FAULTINJ_LOG" \
+    BLKCACHECTL="$CTL" PYTHONPATH="$(cd "$top_srcdir" && pwd)/tests" \
+    /usr/bin/python3 "$@"
+}
+
 # make_disk SIZE: a sparse file of SIZE bytes (truncate's suffixes) at
 # $TESTDIR/disk, named by $disk.
 make_disk ()
@@ -96,7 +162,8 @@ wait_until ()
 
 # start_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...
 # Starts nbdkit with the plugin on the unix socket $TESTDIR/NAME.sock and sets
-# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.
+# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.  With
+# FAULTINJ=1 (faultinj_setup), under the fault injector.
 start_server ()
 {
   name="$1"; shift
@@ -116,8 +183,10 @@ start_server ()
   pidfile="$TESTDIR/$name.pid"
   rm -f "$pidfile" "$SOCK"
   # shellcheck disable=SC2086
-  env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS="detect_leaks=0" \
+  env LD_PRELOAD="$(server_preload)" ASAN_OPTIONS="detect_leaks=0" \
     TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
+    FAULTINJ_TARGET="${FAULTINJ_TARGET:-}" \
+    FAULTINJ_RULES="${FAULTINJ_RULES:-}" FAULTINJ_LOG="${FAULTINJ_LOG:-}" \
     nbdkit -f -P "$pidfile" -U "$SOCK" $nbdkit_opts "$PLUGIN" "$@" \
     2>>"$log" &
   SERVER_LOGS="$SERVER_LOGS $log"
