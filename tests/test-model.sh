@@ -4,9 +4,13 @@
 # (blkcache.pml), a stale read in each of the two seeded mutants, a
 # deadlock in the third, a CLEAN block that differs from the disk in
 # the bug that commit 49a81d0 fixed, and a flush that misses a write in
-# the bug that commit 0ad1a87 fixed; and no deadlock in the model of
+# the bug that commit 0ad1a87 fixed; no deadlock in the model of
 # batched writeback's lock ordering (batch.pml), but one when a flush
-# takes its runs in descending order.  Bounded so
+# takes its runs in descending order; and, in the model of flush error
+# reporting (flush.pml), no flush that succeeds while a write
+# acknowledged before it is not on the disk, but one when the first
+# flush to look takes the error (issue 18) and in each part of that
+# bug.  Bounded so
 # that it takes well under a minute on two cores; BLKCACHE_MODEL_FULL=1
 # adds larger configurations (server/model/README has the figures).
 . "${top_srcdir:-..}/tests/functions.sh"
@@ -27,7 +31,8 @@ PAN_CFLAGS="-DSAFETY -DCOLLAPSE -DMEMLIM=${BLKCACHE_MODEL_MEMLIM:-3072} -w"
 # read found), "deadlock" (an invalid end state found), "unflushed" (a
 # flush that replied before an acknowledged write was on the disk) or
 # "incoherent" (invariant 2 broken: a CLEAN block that differs from the
-# disk).
+# disk) or "errmissed" (flush.pml: a flush that succeeded although a
+# write acknowledged before it began is not on the disk).
 verify ()
 {
   name="$1"; expect="$2"; shift 2
@@ -94,6 +99,14 @@ verify ()
         fi
         grep 'assertion violated' pan.log
         ;;
+      errmissed)
+        if ! grep -q 'assertion violated (failed||(disk\[0\]>=need\[0\])' pan.log; then
+          echo "$0: $name: spin found no flush that succeeded over a lost write"
+          cat pan.log
+          exit 1
+        fi
+        grep 'assertion violated' pan.log
+        ;;
     esac
   )
 }
@@ -118,6 +131,9 @@ verify ()
   # Batched writeback: two flushes, a direct write and a cached write
   # over four blocks; runs taken in ascending order never deadlock.
   model="$models/batch.pml" verify batch none
+  # Flush error reporting: two flushes, background writeback, writebacks
+  # that may fail, over two blocks.
+  model="$models/flush.pml" verify flush-2blocks none -DBACKGROUND -DNBLK=2
 ) >"$TESTDIR/lane1.log" 2>&1 &
 lane1=$!
 (
@@ -126,6 +142,12 @@ lane1=$!
   verify engine-sectors none -DNB=2 -DSECTOR_BYTES=1 -DD1_BYTE1 \
     -DNREADERS=2 -DALLOC_FAIL -DINIT_DIRTY
   verify engine-flush none -DNB=2 -DNREADERS=1 -DINIT_DIRTY -DFLUSH
+  # Flush error reporting over one block: two flushes each, and two
+  # failures.
+  model="$models/flush.pml" verify flush-2flushes none -DBACKGROUND \
+    -DNFLUSH=2
+  model="$models/flush.pml" verify flush-2fails none -DBACKGROUND \
+    -DMAXFAIL=2
 ) >"$TESTDIR/lane2.log" 2>&1 &
 lane2=$!
 status=0
@@ -168,6 +190,22 @@ verify invalidate-keeps-mask incoherent -DNB=2 -DSECTOR_BYTES=1 \
   -DD1_BYTE1 -DNREADERS=2 -DALLOC_FAIL -DDIO_ERR -DD1_ZERO \
   -DBUG_INVALIDATE_KEEPS_MASK
 
+# Issue 18: the first flush to look takes the recorded writeback error
+# and the failed block gets a new dirtied-at time; the other flush
+# succeeds while the write is not on the disk.  Then each half of that
+# bug alone (the new time shows only because a flush may take its start
+# time before it samples wb_err_seq), and wb_err_seq bumped after the
+# failed writeback's ordered extent completes instead of before.
+model="$models/flush.pml" verify first-flush-takes-error errmissed \
+  -DBUG_FIRST_FLUSH_TAKES_ERROR
+model="$models/flush.pml" verify first-flush-takes-error-bg errmissed \
+  -DBACKGROUND -DNFLUSH=2 -DBUG_FIRST_FLUSH_TAKES_ERROR
+model="$models/flush.pml" verify take-error errmissed -DBUG_TAKE_ERROR
+model="$models/flush.pml" verify new-dirty-time errmissed \
+  -DBUG_NEW_DIRTY_TIME
+model="$models/flush.pml" verify bump-after-complete errmissed \
+  -DBUG_BUMP_AFTER_COMPLETE
+
 # Larger configurations (tens of millions of states each, several
 # minutes in all): failing writebacks, two writeback threads, three
 # readers, and one sector per byte with every kind of failure.
@@ -179,4 +217,8 @@ if [ -n "${BLKCACHE_MODEL_FULL:-}" ]; then
   verify engine-3r none -DNB=2 -DNREADERS=3
   verify engine-sectors-errors none -DNB=2 -DSECTOR_BYTES=1 -DD1_BYTE1 \
     -DNREADERS=2 -DALLOC_FAIL -DDIO_ERR -DWB_ERR -DINIT_DIRTY
+  model="$models/flush.pml" verify flush-2flushes-2fails none \
+    -DBACKGROUND -DNFLUSH=2 -DMAXFAIL=2
+  model="$models/flush.pml" verify flush-2blocks-2fails none \
+    -DBACKGROUND -DNBLK=2 -DMAXFAIL=2
 fi
