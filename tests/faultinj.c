@@ -482,98 +482,43 @@ iov_length (const struct iovec *iov, int n)
   return len;
 }
 
-/* The reads. */
+/* The reads and writes.  One wrapper a symbol, all alike: fail the call
+ * if a rule says so, else pass it on. */
 
-ssize_t
-pread (int fd, void *buf, size_t n, off_t offset)
-{
-  int err = fault_for (fd, OP_READ, offset, n);
-  return err ? fail_with (err) : real.pread (fd, buf, n, offset);
-}
+#define INTERCEPT_RW(fn, op, buf_t, off_t_)                                  \
+  ssize_t fn (int fd, buf_t buf, size_t n, off_t_ offset)                    \
+  {                                                                          \
+    int err = fault_for (fd, op, offset, n);                                 \
+    return err ? fail_with (err) : real.fn (fd, buf, n, offset);             \
+  }
 
-ssize_t
-pread64 (int fd, void *buf, size_t n, off64_t offset)
-{
-  int err = fault_for (fd, OP_READ, offset, n);
-  return err ? fail_with (err) : real.pread64 (fd, buf, n, offset);
-}
+#define INTERCEPT_RWV(fn, op, off_t_)                                        \
+  ssize_t fn (int fd, const struct iovec *iov, int cnt, off_t_ offset)       \
+  {                                                                          \
+    int err = fault_for (fd, op, offset, iov_length (iov, cnt));             \
+    return err ? fail_with (err) : real.fn (fd, iov, cnt, offset);           \
+  }
 
-ssize_t
-preadv (int fd, const struct iovec *iov, int cnt, off_t offset)
-{
-  int err = fault_for (fd, OP_READ, offset, iov_length (iov, cnt));
-  return err ? fail_with (err) : real.preadv (fd, iov, cnt, offset);
-}
+#define INTERCEPT_RWV2(fn, op, off_t_)                                       \
+  ssize_t fn (int fd, const struct iovec *iov, int cnt, off_t_ offset,       \
+              int flags)                                                     \
+  {                                                                          \
+    int err = fault_for (fd, op, offset, iov_length (iov, cnt));             \
+    return err ? fail_with (err) : real.fn (fd, iov, cnt, offset, flags);    \
+  }
 
-ssize_t
-preadv64 (int fd, const struct iovec *iov, int cnt, off64_t offset)
-{
-  int err = fault_for (fd, OP_READ, offset, iov_length (iov, cnt));
-  return err ? fail_with (err) : real.preadv64 (fd, iov, cnt, offset);
-}
-
-ssize_t
-preadv2 (int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
-{
-  int err = fault_for (fd, OP_READ, offset, iov_length (iov, cnt));
-  return err ? fail_with (err) : real.preadv2 (fd, iov, cnt, offset, flags);
-}
-
-ssize_t
-preadv64v2 (int fd, const struct iovec *iov, int cnt, off64_t offset,
-            int flags)
-{
-  int err = fault_for (fd, OP_READ, offset, iov_length (iov, cnt));
-  return err ? fail_with (err)
-             : real.preadv64v2 (fd, iov, cnt, offset, flags);
-}
-
-/* The writes. */
-
-ssize_t
-pwrite (int fd, const void *buf, size_t n, off_t offset)
-{
-  int err = fault_for (fd, OP_WRITE, offset, n);
-  return err ? fail_with (err) : real.pwrite (fd, buf, n, offset);
-}
-
-ssize_t
-pwrite64 (int fd, const void *buf, size_t n, off64_t offset)
-{
-  int err = fault_for (fd, OP_WRITE, offset, n);
-  return err ? fail_with (err) : real.pwrite64 (fd, buf, n, offset);
-}
-
-ssize_t
-pwritev (int fd, const struct iovec *iov, int cnt, off_t offset)
-{
-  int err = fault_for (fd, OP_WRITE, offset, iov_length (iov, cnt));
-  return err ? fail_with (err) : real.pwritev (fd, iov, cnt, offset);
-}
-
-ssize_t
-pwritev64 (int fd, const struct iovec *iov, int cnt, off64_t offset)
-{
-  int err = fault_for (fd, OP_WRITE, offset, iov_length (iov, cnt));
-  return err ? fail_with (err) : real.pwritev64 (fd, iov, cnt, offset);
-}
-
-ssize_t
-pwritev2 (int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
-{
-  int err = fault_for (fd, OP_WRITE, offset, iov_length (iov, cnt));
-  return err ? fail_with (err)
-             : real.pwritev2 (fd, iov, cnt, offset, flags);
-}
-
-ssize_t
-pwritev64v2 (int fd, const struct iovec *iov, int cnt, off64_t offset,
-             int flags)
-{
-  int err = fault_for (fd, OP_WRITE, offset, iov_length (iov, cnt));
-  return err ? fail_with (err)
-             : real.pwritev64v2 (fd, iov, cnt, offset, flags);
-}
+INTERCEPT_RW (pread, OP_READ, void *, off_t)
+INTERCEPT_RW (pread64, OP_READ, void *, off64_t)
+INTERCEPT_RWV (preadv, OP_READ, off_t)
+INTERCEPT_RWV (preadv64, OP_READ, off64_t)
+INTERCEPT_RWV2 (preadv2, OP_READ, off_t)
+INTERCEPT_RWV2 (preadv64v2, OP_READ, off64_t)
+INTERCEPT_RW (pwrite, OP_WRITE, const void *, off_t)
+INTERCEPT_RW (pwrite64, OP_WRITE, const void *, off64_t)
+INTERCEPT_RWV (pwritev, OP_WRITE, off_t)
+INTERCEPT_RWV (pwritev64, OP_WRITE, off64_t)
+INTERCEPT_RWV2 (pwritev2, OP_WRITE, off_t)
+INTERCEPT_RWV2 (pwritev64v2, OP_WRITE, off64_t)
 
 /* The syncs. */
 
