@@ -88,14 +88,16 @@ set_rules("write 0 0 EIO")
 request_fails(errno.EIO, "a FUA write (RWF_DSYNC)", h.pwrite,
               b"\xbb" * 4096, 0, nbd.CMD_FLAG_FUA)
 
-# SHORT0 once: the server's write loop calls again and succeeds.  EINTR
-# twice: its read loop retries.
+# SHORT0 once: the write returns 0 without writing; the server takes that
+# as EIO (a write that makes no progress never will), so the disk keeps
+# its bytes.  EINTR twice: the read loop retries.
 set_rules("write 262144 4096 SHORT0 1")
-request_succeeds("a write that made no progress once", h.pwrite,
-                 b"\xcc" * 4096, 262144)
+before = on_disk(disk, 262144, 4096)
+request_fails(errno.EIO, "a write that made no progress", h.pwrite,
+              b"\xcc" * 4096, 262144)
 check(fired("^write 262144 4096 SHORT0$") == 1, "SHORT0 is logged")
-check(on_disk(disk, 262144, 4096) == b"\xcc" * 4096,
-      "the disk holds the retried write")
+check(on_disk(disk, 262144, 4096) == before,
+      "the disk keeps its bytes")
 mark = log_mark()
 set_rules("read 0 4096 EINTR 2")
 request_succeeds("a read interrupted twice", h.pread, 4096, 0)
