@@ -68,7 +68,8 @@ int store_read (struct store *st, void *buf, size_t count, uint64_t offset);
  * read-modify-write of unaligned edges under their range lock).  BUF may
  * have any alignment.  With FUA the bytes are durable on return, for this
  * range alone (RWF_DSYNC; fdatasync only where the kernel lacks it).
- * Buffered writes are always RWF_DSYNC (see store.c).
+ * A buffered write returns once its bytes are on the device, not only in
+ * the page cache (see store.c).
  * Returns 0 or a negative errno. */
 int store_write (struct store *st, const void *buf, size_t count,
                  uint64_t offset, bool fua);
