@@ -87,6 +87,9 @@
  *   -DBUG_BUMP_AFTER_COMPLETE  wb_err_seq is bumped after the failed
  *       writeback's ordered extent completes, not before: a flush
  *       waiting for that extent may look at wb_err_seq in between.
+ * -DSAMPLE_FIRST makes every flush sample wb_err_seq before it takes its
+ * start time; with it, -DBUG_NEW_DIRTY_TIME alone breaks nothing (see
+ * server/model/README).
  */
 
 #ifndef NBLK
