@@ -139,6 +139,7 @@ replay_event (struct replay *rp, const struct oplog_event *e)
       return replay_durable (rp, e);
     case OPLOG_FLUSH_ISSUE:
     case OPLOG_FLUSH_REPLY:
+    case OPLOG_CLOCK:
       return 0;
     }
   return -EINVAL;
