@@ -74,6 +74,18 @@ sanitizer_preload ()
   esac
 }
 
+# server_preload: LD_PRELOAD for nbdkit: the sanitizer runtime first (it
+# must be the first library loaded), then $SERVER_PRELOAD, a test's own
+# library (such as the power-cut recorder), when it is set.
+server_preload ()
+{
+  preload="$(sanitizer_preload)"
+  if [ -n "${SERVER_PRELOAD:-}" ]; then
+    preload="${preload:+$preload:}$SERVER_PRELOAD"
+  fi
+  echo "$preload"
+}
+
 # make_disk SIZE: a sparse file of SIZE bytes (truncate's suffixes) at
 # $TESTDIR/disk, named by $disk.
 make_disk ()
@@ -96,7 +108,9 @@ wait_until ()
 
 # start_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...
 # Starts nbdkit with the plugin on the unix socket $TESTDIR/NAME.sock and sets
-# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.
+# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.  The plugin is
+# $SERVER_PLUGIN when it is set (a control such as nbdkit's file plugin),
+# and $SERVER_PRELOAD is preloaded into nbdkit alone (server_preload).
 start_server ()
 {
   name="$1"; shift
@@ -116,10 +130,10 @@ start_server ()
   pidfile="$TESTDIR/$name.pid"
   rm -f "$pidfile" "$SOCK"
   # shellcheck disable=SC2086
-  env LD_PRELOAD="$(sanitizer_preload)" ASAN_OPTIONS="detect_leaks=0" \
+  env LD_PRELOAD="$(server_preload)" ASAN_OPTIONS="detect_leaks=0" \
     TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
-    nbdkit -f -P "$pidfile" -U "$SOCK" $nbdkit_opts "$PLUGIN" "$@" \
-    2>>"$log" &
+    nbdkit -f -P "$pidfile" -U "$SOCK" $nbdkit_opts "${SERVER_PLUGIN:-$PLUGIN}" \
+    "$@" 2>>"$log" &
   SERVER_LOGS="$SERVER_LOGS $log"
   for _ in $(seq 1 300); do
     if [ -s "$pidfile" ] && [ -S "$SOCK" ]; then break; fi

@@ -190,14 +190,20 @@ resolve_next (void)
 }
 
 static void
-resolve_aio (void)
+resolve_aio_once (void)
 {
-  if (next.io_submit != NULL)
-    return;
   next.io_getevents = dlvsym (RTLD_NEXT, "io_getevents", "LIBAIO_0.4");
   if (next.io_getevents == NULL)
     next.io_getevents = next_symbol ("io_getevents");
   next.io_submit = next_symbol ("io_submit");
+}
+
+static void
+resolve_aio (void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+  pthread_once (&once, resolve_aio_once);
 }
 
 static uint64_t
@@ -393,8 +399,8 @@ record_iov (int fd, const struct iovec *iov, int iovcnt, uint64_t offset,
     abort ();
   for (int i = 0; i < iovcnt && copied < done; i++)
     {
-      size_t n = iov[i].iov_len < done - copied ? iov[i].iov_len
-                                                : done - copied;
+      size_t n
+          = iov[i].iov_len < done - copied ? iov[i].iov_len : done - copied;
 
       memcpy (p->data + copied, iov[i].iov_base, n);
       copied += n;
@@ -443,9 +449,8 @@ record_sync (int (*sync_fn) (int), int fd, bool covers)
 /* The interposed functions. */
 
 static ssize_t
-do_pwritev2 (ssize_t (*fn) (int, const struct iovec *, int, off_t, int),
-             int fd, const struct iovec *iov, int iovcnt, off_t offset,
-             int flags)
+do_pwritev2 (ssize_t (*fn) (int, const struct iovec *, int, off_t, int), int fd,
+             const struct iovec *iov, int iovcnt, off_t offset, int flags)
 {
   ssize_t r = fn (fd, iov, iovcnt, offset, flags);
 
@@ -455,8 +460,7 @@ do_pwritev2 (ssize_t (*fn) (int, const struct iovec *, int, off_t, int),
 }
 
 ssize_t
-pwritev2 (int fd, const struct iovec *iov, int iovcnt, off_t offset,
-          int flags)
+pwritev2 (int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags)
 {
   return do_pwritev2 (next.pwritev2, fd, iov, iovcnt, offset, flags);
 }
