@@ -9,7 +9,7 @@
  * so a tag names the write a durable sector came from (tag 0: zeroes).
  *
  * The check replays both files in time order.  The log's writes enter an
- * oracle (oracle.c) as verify.c enters them: effective only once made
+ * oracle (replay.c) as for the crash check: effective only once made
  * durable, so its rule reads "a durable sector may hold write W unless a
  * write that was made durable was issued after W replied".  A write is
  * made durable by its FUA reply or by the reply of a flush issued after
@@ -24,8 +24,9 @@
  * checked once more.
  *
  * Layout: tags_* index the tags of every logged write (an open-addressed
- * table from tag to write id); image_* hold the durable tags as replayed;
- * check_range rebuilds and checks a range; replay_* walk the log.
+ * table from tag to write id); rec_* read the recording and image_* hold
+ * the durable tags as replayed; check_range rebuilds and checks a range;
+ * check_* handle the log's events around replay.c's steps.
  */
 #include <config.h>
 
@@ -39,13 +40,12 @@
 #include "oplog.h"
 #include "oracle.h"
 #include "pattern.h"
+#include "replay.h"
 #include "report.h"
 #include "torture.h"
 #include "workload.h"
 
 #define SECTOR 512
-/* Events between two prunes of the oracle. */
-#define PRUNE_EVERY 65536
 
 /* What made a write durable. */
 enum moment
@@ -75,10 +75,7 @@ struct recording
 struct check
 {
   const struct options *opt;
-  struct oracle *oracle;
-  uint64_t region;
-  struct oracle_write **byid; /* issued writes not durable yet */
-  size_t cap;
+  struct replay rp;
   struct tag_slot *tags;
   size_t tag_cap, ntags;
   uint64_t *image; /* durable tag of each sector */
@@ -316,13 +313,13 @@ check_range (struct check *c, enum moment m, uint64_t offset, uint64_t length)
   int64_t bad;
   uint64_t unknown;
 
-  if (offset % SECTOR || length % SECTOR || offset + length > c->region)
+  if (offset % SECTOR || length % SECTOR || offset + length > c->rp.size)
     return -EINVAL;
   c->buf = realloc (c->buf, length);
   if (c->buf == NULL)
     return -ENOMEM;
   unknown = image_bytes (c, offset, length);
-  bad = oracle_check_read (c->oracle, offset, c->buf, length, ORACLE_NEVER,
+  bad = oracle_check_read (c->rp.oracle, offset, c->buf, length, ORACLE_NEVER,
                            ORACLE_NEVER, &f);
   if (bad < 0)
     return (int)bad;
@@ -339,12 +336,12 @@ check_range (struct check *c, enum moment m, uint64_t offset, uint64_t length)
                             .issue_time = -1 };
 
       if (m == MOMENT_FILL)
-        fprintf (stderr, "blkcache-torture: LOST at the end: the disk a"
-                         " power cut would leave lacks a durable write\n");
+        fprintf (stderr, "blkcache-torture: LOST at the end: a power cut"
+                         " would leave bytes that durable writes replaced\n");
       else
         fprintf (stderr,
-                 "blkcache-torture: LOST at %.6f s: the disk a power cut"
-                 " would leave lacks a write made durable then\n",
+                 "blkcache-torture: LOST at %.6f s: a power cut then"
+                 " would leave bytes that durable writes replaced\n",
                  c->moment_time);
       report_failure (&ck, &f, NULL);
     }
@@ -355,65 +352,28 @@ check_range (struct check *c, enum moment m, uint64_t offset, uint64_t length)
 /* The log. */
 
 static int
-grow (struct check *c, uint64_t id)
+check_region (struct check *c, const struct oplog_event *e)
 {
-  size_t cap = c->cap ? c->cap : 4096;
-  struct oracle_write **v;
-
-  while (cap <= id)
-    cap *= 2;
-  if (cap == c->cap)
-    return 0;
-  v = realloc (c->byid, cap * sizeof *v);
-  if (v == NULL)
-    return -ENOMEM;
-  memset (v + c->cap, 0, (cap - c->cap) * sizeof *v);
-  c->byid = v;
-  c->cap = cap;
-  return 0;
-}
-
-static struct oracle_write *
-lookup (struct check *c, uint64_t id)
-{
-  return id < c->cap ? c->byid[id] : NULL;
-}
-
-static int
-replay_region (struct check *c, const struct oplog_event *e)
-{
-  if (c->oracle != NULL || e->length == 0 || e->length > c->rec.size
-      || e->length % SECTOR)
+  if (e->length > c->rec.size || e->length % SECTOR)
     return -EINVAL;
-  c->region = e->length;
-  c->oracle = oracle_new (c->region);
-  return c->oracle ? 0 : -ENOMEM;
+  return replay_region (&c->rp, e);
 }
 
 static int
-replay_issue (struct check *c, const struct oplog_event *e)
+check_issue (struct check *c, const struct oplog_event *e)
 {
-  struct oracle_write *w;
+  int r;
 
-  if (c->oracle == NULL || e->offset % SECTOR || e->length % SECTOR)
+  if (e->offset % SECTOR || e->length % SECTOR)
     {
       fprintf (stderr, "blkcache-torture: the log's writes are not in whole"
                        " sectors (run with --align 512)\n");
       return -EINVAL;
     }
-  if (grow (c, e->id) < 0 || c->byid[e->id] != NULL)
-    return -ENOMEM;
-  w = oracle_begin_write (c->oracle, e->id, op_oracle_kind (e->kind), e->offset,
-                          e->length, e->stamp);
-  if (w == NULL)
-    return -errno;
-  w->conn = e->conn;
-  w->fua = e->kind == OP_FUA || e->kind == OP_ZERO_FUA;
-  w->issue_time = e->time;
-  c->byid[e->id] = w;
-  if (e->kind == OP_WRITE || e->kind == OP_FUA)
-    return tags_add_write (c, e->id, e->offset, e->length);
-  return 0;
+  r = replay_issue (&c->rp, e);
+  if (r == 0 && (e->kind == OP_WRITE || e->kind == OP_FUA))
+    r = tags_add_write (c, e->id, e->offset, e->length);
+  return r;
 }
 
 /* A reply at TIME seconds of the run, which later D lines refer to. */
@@ -428,25 +388,22 @@ replay_moment (struct check *c, enum moment m, double time)
 }
 
 static int
-replay_reply (struct check *c, const struct oplog_event *e)
+check_reply (struct check *c, const struct oplog_event *e)
 {
-  struct oracle_write *w = lookup (c, e->id);
+  const struct oracle_write *w = replay_lookup (&c->rp, e->id);
 
-  if (w == NULL)
-    return -EINVAL;
-  w->reply_time = e->time;
-  if (e->err == 0 && w->fua)
+  if (w != NULL && e->err == 0 && w->fua)
     {
       int r = replay_moment (c, MOMENT_FUA, e->time);
 
       if (r < 0)
         return r;
     }
-  return oracle_end_write (c->oracle, w, e->stamp, false, ORACLE_NEVER);
+  return replay_reply (&c->rp, e);
 }
 
 static int
-replay_flush_reply (struct check *c, const struct oplog_event *e)
+check_flush_reply (struct check *c, const struct oplog_event *e)
 {
   if (e->err != 0)
     return 0;
@@ -458,25 +415,18 @@ replay_flush_reply (struct check *c, const struct oplog_event *e)
 /* Write ID was made durable at the current moment: settle it, then
  * check its range. */
 static int
-replay_durable (struct check *c, const struct oplog_event *e)
+check_durable (struct check *c, const struct oplog_event *e)
 {
-  struct oracle_write *w = lookup (c, e->id);
-  uint64_t offset, length, sectors;
-  int r;
+  struct oracle_write w;
+  uint64_t sectors;
+  int r = replay_durable (&c->rp, e, &w);
 
-  if (w == NULL || w->reply == ORACLE_NEVER)
-    return -EINVAL;
-  offset = w->offset;
-  length = w->length;
-  r = oracle_settle (c->oracle, w, ORACLE_NEVER);
-  oracle_put_write (w);
-  c->byid[e->id] = NULL;
   if (r < 0 || c->moment == MOMENT_FILL)
     return r;
-  r = check_range (c, c->moment, offset, length);
+  r = check_range (c, c->moment, w.offset, w.length);
   if (r < 0)
     return r;
-  sectors = length / SECTOR;
+  sectors = w.length / SECTOR;
   if (c->moment == MOMENT_FUA)
     {
       c->fua_checked++;
@@ -493,22 +443,24 @@ replay_durable (struct check *c, const struct oplog_event *e)
 }
 
 static int
-replay_event (struct check *c, const struct oplog_event *e)
+check_event (void *arg, const struct oplog_event *e)
 {
+  struct check *c = arg;
+
   switch (e->type)
     {
     case OPLOG_REGION:
-      return replay_region (c, e);
+      return check_region (c, e);
     case OPLOG_ISSUE:
-      return replay_issue (c, e);
+      return check_issue (c, e);
     case OPLOG_REPLY:
-      return replay_reply (c, e);
+      return check_reply (c, e);
     case OPLOG_DURABLE:
-      return replay_durable (c, e);
+      return check_durable (c, e);
     case OPLOG_FLUSH_ISSUE:
       return 0;
     case OPLOG_FLUSH_REPLY:
-      return replay_flush_reply (c, e);
+      return check_flush_reply (c, e);
     case OPLOG_CLOCK:
       c->clock_known = true;
       c->start_ns = e->start_ns;
@@ -525,9 +477,9 @@ check_final (struct check *c)
   const uint64_t chunk = 1024 * 1024;
   int r = image_until (c, UINT64_MAX);
 
-  for (uint64_t off = 0; r >= 0 && off < c->region; off += chunk)
+  for (uint64_t off = 0; r >= 0 && off < c->rp.size; off += chunk)
     {
-      uint64_t len = c->region - off < chunk ? c->region - off : chunk;
+      uint64_t len = c->rp.size - off < chunk ? c->rp.size - off : chunk;
 
       r = check_range (c, MOMENT_FILL, off, len);
       if (r > 0)
@@ -535,38 +487,6 @@ check_final (struct check *c)
       c->final_sectors += len / SECTOR;
     }
   return r < 0 ? r : 0;
-}
-
-static int
-replay (struct check *c, const char *path)
-{
-  struct oplog_event e;
-  unsigned long line = 1;
-  FILE *fp = oplog_open (path);
-  int r = 0, got = 0;
-
-  if (fp == NULL)
-    {
-      fprintf (stderr, "blkcache-torture: %s: %s\n", path,
-               errno == EINVAL ? "not a blkcache-torture log"
-                               : strerror (errno));
-      return -EINVAL;
-    }
-  while (r == 0 && (got = oplog_read (fp, &e, &line)) > 0)
-    {
-      r = replay_event (c, &e);
-      if (r == 0 && line % PRUNE_EVERY == 0)
-        r = oracle_prune (c->oracle, ORACLE_NEVER);
-    }
-  fclose (fp);
-  if (r == 0 && got < 0)
-    r = got;
-  if (r == 0 && (c->oracle == NULL || !c->clock_known))
-    r = -EINVAL;
-  if (r < 0)
-    fprintf (stderr, "blkcache-torture: %s:%lu: %s\n", path, line,
-             r == -EINVAL ? "malformed log" : strerror (-r));
-  return r;
 }
 
 static void
@@ -593,10 +513,7 @@ print_figures (const struct check *c)
 static void
 check_free (struct check *c)
 {
-  for (size_t i = 0; i < c->cap; i++)
-    oracle_put_write (c->byid[i]);
-  free (c->byid);
-  oracle_free (c->oracle);
+  replay_free (&c->rp);
   free (c->tags);
   free (c->image);
   free (c->buf);
@@ -617,7 +534,14 @@ torture_check_recording (const struct options *opt)
   if (r == 0)
     {
       c.image = calloc (c.rec.size / SECTOR + 1, sizeof *c.image);
-      r = c.image ? replay (&c, opt->verify_log) : -ENOMEM;
+      r = c.image ? replay_file (&c.rp, opt->verify_log, check_event, &c)
+                  : -ENOMEM;
+    }
+  if (r == 0 && !c.clock_known)
+    {
+      fprintf (stderr, "blkcache-torture: %s: no clock line\n",
+               opt->verify_log);
+      r = -EINVAL;
     }
   if (r == 0)
     r = check_final (&c);

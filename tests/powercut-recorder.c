@@ -472,46 +472,52 @@ pwritev64v2 (int fd, const struct iovec *iov, int iovcnt, off_t offset,
   return do_pwritev2 (next.pwritev64v2, fd, iov, iovcnt, offset, flags);
 }
 
-ssize_t
-pwritev (int fd, const struct iovec *iov, int iovcnt, off_t offset)
+/* pwritev and pwrite are pwritev2 with no flags. */
+static ssize_t
+do_pwritev (ssize_t (*fn) (int, const struct iovec *, int, off_t), int fd,
+            const struct iovec *iov, int iovcnt, off_t offset)
 {
-  ssize_t r = next.pwritev (fd, iov, iovcnt, offset);
+  ssize_t r = fn (fd, iov, iovcnt, offset);
 
-  if (r > 0 && is_target (fd))
+  if (r > 0 && offset >= 0 && is_target (fd))
     record_iov (fd, iov, iovcnt, offset, r, false);
   return r;
 }
 
 ssize_t
+pwritev (int fd, const struct iovec *iov, int iovcnt, off_t offset)
+{
+  return do_pwritev (next.pwritev, fd, iov, iovcnt, offset);
+}
+
+ssize_t
 pwritev64 (int fd, const struct iovec *iov, int iovcnt, off_t offset)
 {
-  ssize_t r = next.pwritev64 (fd, iov, iovcnt, offset);
+  return do_pwritev (next.pwritev64, fd, iov, iovcnt, offset);
+}
 
-  if (r > 0 && is_target (fd))
-    record_iov (fd, iov, iovcnt, offset, r, false);
+static ssize_t
+do_pwrite (ssize_t (*fn) (int, const void *, size_t, off_t), int fd,
+           const void *buf, size_t count, off_t offset)
+{
+  ssize_t r = fn (fd, buf, count, offset);
+  struct iovec iov = { .iov_base = (void *)buf, .iov_len = count };
+
+  if (r > 0 && offset >= 0 && is_target (fd))
+    record_iov (fd, &iov, 1, offset, r, false);
   return r;
 }
 
 ssize_t
 pwrite (int fd, const void *buf, size_t count, off_t offset)
 {
-  ssize_t r = next.pwrite (fd, buf, count, offset);
-  struct iovec iov = { .iov_base = (void *)buf, .iov_len = count };
-
-  if (r > 0 && is_target (fd))
-    record_iov (fd, &iov, 1, offset, r, false);
-  return r;
+  return do_pwrite (next.pwrite, fd, buf, count, offset);
 }
 
 ssize_t
 pwrite64 (int fd, const void *buf, size_t count, off_t offset)
 {
-  ssize_t r = next.pwrite64 (fd, buf, count, offset);
-  struct iovec iov = { .iov_base = (void *)buf, .iov_len = count };
-
-  if (r > 0 && is_target (fd))
-    record_iov (fd, &iov, 1, offset, r, false);
-  return r;
+  return do_pwrite (next.pwrite64, fd, buf, count, offset);
 }
 
 /* Punching a hole and zeroing a range change the bytes; plain
