@@ -10,6 +10,9 @@
 # nothing: nbdkit's file plugin behind --filter=fua fuamode=discard (FUA
 # writes and flushes acknowledged with no sync), and blkcache with
 # -D blkcache.flush_skip_sync=1 (a flush acknowledged before its sync).
+# The durable image the recorder kept, read back whole with --verify-log,
+# must hold every durable write for blkcache and lack some for the first
+# control: the check of the tags agrees with the bytes.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdkit
 
@@ -30,7 +33,8 @@ geometry="cache-size=256K block-size=64K dirty-expire=1 dirty-background=10"
 # recorded_run NAME WANT [NBDKIT-OPTIONS --] PLUGIN-ARGS...: a fresh disk,
 # the server under the recorder, the workload, a clean shutdown (the exit
 # flush is recorded too), then the power-cut check, which must exit WANT
-# (0 or 1); its figures are left in $TESTDIR/NAME.check.
+# (0 or 1); its figures are left in $TESTDIR/NAME.check, the durable image
+# the recorder kept in $TESTDIR/NAME.image.
 recorded_run ()
 {
   name="$1" check_want="$2"; shift 2
@@ -38,9 +42,10 @@ recorded_run ()
   make_disk 8M
   rec="$TESTDIR/$name.rec"
   POWERCUT_TARGET="$disk" POWERCUT_LOG="$rec" SERVER_PRELOAD="$RECORDER"
-  export POWERCUT_TARGET POWERCUT_LOG
+  POWERCUT_IMAGE="$TESTDIR/$name.image"
+  export POWERCUT_TARGET POWERCUT_LOG POWERCUT_IMAGE
   start_server "$name" "$@"
-  unset POWERCUT_TARGET POWERCUT_LOG SERVER_PRELOAD
+  unset POWERCUT_TARGET POWERCUT_LOG POWERCUT_IMAGE SERVER_PRELOAD
   echo "--- $name: $*"
   # shellcheck disable=SC2086
   run_torture 0 "$TESTDIR/$name.out" $workload --log "$TESTDIR/$name.oplog"
@@ -74,6 +79,23 @@ at_least ()
   fi
 }
 
+# image_verified NAME WANT: the durable image of run NAME, served by
+# nbdkit's file plugin, read back whole by --verify-log against the run's
+# log, which must exit WANT: the bytes themselves, not only their tags.
+image_verified ()
+{
+  SERVER_PLUGIN=file start_server "$1-image" "$TESTDIR/$1.image"
+  status=0
+  "$TORTURE" --verify-log "$TESTDIR/$1.oplog" --max-reports 1 "$URI" ||
+    status=$?
+  stop_server "$PID"
+  if [ "$status" -ne "$2" ]; then
+    echo "$0: $1: --verify-log of the durable image exited with $status," \
+      "expected $2"
+    exit 1
+  fi
+}
+
 fua_checked='FUA writes checked: ([0-9]+)'
 flushes_checked='flushes checked: ([0-9]+)'
 flush_writes='flushes checked: [0-9]+, covering ([0-9]+)'
@@ -99,6 +121,7 @@ for cache in writeback writethrough none; do
     exercised "$cache-$direct"
   done
 done
+image_verified writeback-on 0
 
 # (a) FUA writes acknowledged and never synced (fuamode=discard drops the
 # flushes as well).
@@ -106,6 +129,7 @@ SERVER_PLUGIN=file recorded_run fua-discard 1 --filter=fua -- "$disk" \
   fuamode=discard
 exercised fua-discard
 at_least fua-discard "FUA writes lost" "$fua_lost" 1
+image_verified fua-discard 1
 
 # (b) Flushes acknowledged before their fdatasync: writes that were cached
 # when a flush arrived are not durable when it replies.
