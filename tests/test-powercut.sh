@@ -84,7 +84,7 @@ at_least ()
 # log, which must exit WANT: the bytes themselves, not only their tags.
 image_verified ()
 {
-  SERVER_PLUGIN=file start_server "$1-image" "$TESTDIR/$1.image"
+  SERVER_PLUGIN="file" start_server "$1-image" "$TESTDIR/$1.image"
   status=0
   "$TORTURE" --verify-log "$TESTDIR/$1.oplog" --max-reports 1 "$URI" ||
     status=$?
@@ -125,7 +125,7 @@ image_verified writeback-on 0
 
 # (a) FUA writes acknowledged and never synced (fuamode=discard drops the
 # flushes as well).
-SERVER_PLUGIN=file recorded_run fua-discard 1 --filter=fua -- "$disk" \
+SERVER_PLUGIN="file" recorded_run fua-discard 1 --filter=fua -- "$disk" \
   fuamode=discard
 exercised fua-discard
 at_least fua-discard "FUA writes lost" "$fua_lost" 1
