@@ -46,22 +46,26 @@ oplog_write (struct oplog *l, const struct oplog_event *e)
       break;
     case OPLOG_ISSUE:
       fprintf (l->fp,
-               "I %" PRIu64 " %u %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %.6f\n",
+               "I %" PRIu64 " %u %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %.9f\n",
                e->id, e->conn, op_name (e->kind), e->offset, e->length,
                e->stamp, e->time);
       break;
     case OPLOG_REPLY:
-      fprintf (l->fp, "R %" PRIu64 " %" PRIu64 " %d %.6f\n", e->id, e->stamp,
+      fprintf (l->fp, "R %" PRIu64 " %" PRIu64 " %d %.9f\n", e->id, e->stamp,
                e->err, e->time);
       break;
     case OPLOG_DURABLE:
       fprintf (l->fp, "D %" PRIu64 "\n", e->id);
       break;
     case OPLOG_FLUSH_ISSUE:
-      fprintf (l->fp, "FI %u %" PRIu64 "\n", e->conn, e->stamp);
+      fprintf (l->fp, "FI %u %" PRIu64 " %.9f\n", e->conn, e->stamp, e->time);
       break;
     case OPLOG_FLUSH_REPLY:
-      fprintf (l->fp, "FR %u %" PRIu64 " %d\n", e->conn, e->stamp, e->err);
+      fprintf (l->fp, "FR %u %" PRIu64 " %d %.9f\n", e->conn, e->stamp, e->err,
+               e->time);
+      break;
+    case OPLOG_CLOCK:
+      fprintf (l->fp, "clock %" PRIu64 "\n", e->start_ns);
       break;
     }
 }
@@ -137,10 +141,16 @@ parse_line (const char *line, struct oplog_event *e)
   if (sscanf (line, "D %" SCNu64, &e->id) == 1)
     return 0;
   e->type = OPLOG_FLUSH_ISSUE;
-  if (sscanf (line, "FI %u %" SCNu64, &e->conn, &e->stamp) == 2)
+  if (sscanf (line, "FI %u %" SCNu64 " %lf", &e->conn, &e->stamp, &e->time)
+      == 3)
     return 0;
   e->type = OPLOG_FLUSH_REPLY;
-  if (sscanf (line, "FR %u %" SCNu64 " %d", &e->conn, &e->stamp, &e->err) == 3)
+  if (sscanf (line, "FR %u %" SCNu64 " %d %lf", &e->conn, &e->stamp, &e->err,
+              &e->time)
+      == 4)
+    return 0;
+  e->type = OPLOG_CLOCK;
+  if (sscanf (line, "clock %" SCNu64, &e->start_ns) == 1)
     return 0;
   e->type = OPLOG_REGION;
   if (sscanf (line, "region %" SCNu64, &e->length) == 1)

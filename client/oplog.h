@@ -10,10 +10,15 @@
  *                                   zero, zero-fua, trim)
  *   R ID STAMP ERRNO TIME           its reply (ERRNO 0: success)
  *   D ID                            write ID is durable
- *   FI CONN STAMP                   a flush issued
- *   FR CONN STAMP ERRNO             its reply
+ *   FI CONN STAMP TIME              a flush issued
+ *   FR CONN STAMP ERRNO TIME        its reply
+ *   clock NS                        the run started at CLOCK_MONOTONIC NS
  *
- * STAMP is the run's logical clock, TIME seconds since the run started.
+ * STAMP is the run's logical clock, TIME seconds since the run started
+ * (to the nanosecond, so that a power-cut check can compare it with the
+ * recorder's CLOCK_MONOTONIC times; the initial fill, before the start,
+ * has TIME 0).  A D line follows the R or FR line of the reply that made
+ * the write durable.
  * Write 0 is the initial fill of the whole region.  The writer buffers
  * lines; the torture loop calls oplog_sync once per event-loop iteration
  * and at exit.  The log is complete when the torture process exits on its
@@ -36,6 +41,7 @@ enum oplog_type
   OPLOG_DURABLE,
   OPLOG_FLUSH_ISSUE,
   OPLOG_FLUSH_REPLY,
+  OPLOG_CLOCK,
 };
 
 struct oplog_event
@@ -47,7 +53,8 @@ struct oplog_event
   uint64_t offset, length; /* ISSUE; REGION: length is the size */
   uint64_t stamp;          /* ISSUE, REPLY, FLUSH_* */
   int err;                 /* REPLY, FLUSH_REPLY */
-  double time;             /* ISSUE, REPLY */
+  double time;             /* ISSUE, REPLY, FLUSH_* */
+  uint64_t start_ns;       /* CLOCK */
 };
 
 struct oplog;

@@ -347,12 +347,14 @@ finish_write (struct run *r, struct request *q, uint64_t stamp, uint64_t ns,
 }
 
 static void
-finish_flush (struct run *r, struct request *q, uint64_t stamp, int err)
+finish_flush (struct run *r, struct request *q, uint64_t stamp, uint64_t ns,
+              int err)
 {
   log_event (r, &(struct oplog_event){ .type = OPLOG_FLUSH_REPLY,
                                        .conn = q->conn->index,
                                        .stamp = stamp,
-                                       .err = err });
+                                       .err = err,
+                                       .time = run_time (r, ns) });
   if (r->log != NULL && err == 0)
     flush_made_durable (r, q->issue, q->conn->index);
 }
@@ -387,7 +389,7 @@ request_done (void *opaque, int *error)
   else if (q->op.kind == OP_READ && err == 0)
     check_read (r, q, stamp, ns);
   else if (q->op.kind == OP_FLUSH)
-    finish_flush (r, q, stamp, err);
+    finish_flush (r, q, stamp, ns, err);
   release (r, q);
   return 1;
 }
@@ -484,7 +486,8 @@ send_request (struct run *r, struct request *q)
     case OP_FLUSH:
       log_event (r, &(struct oplog_event){ .type = OPLOG_FLUSH_ISSUE,
                                            .conn = q->conn->index,
-                                           .stamp = q->issue });
+                                           .stamp = q->issue,
+                                           .time = run_time (r, q->issue_ns) });
       return nbd_aio_flush (h, done, 0);
     case OP_CACHE:
       return nbd_aio_cache (h, op->length, op->offset, done, 0);
@@ -853,16 +856,18 @@ setup_workload (struct run *r)
 {
   const struct options *o = r->opt;
   uint64_t size = o->size ? o->size : r->feat.size;
+  /* Both are powers of two: the larger is a multiple of the other. */
+  uint32_t align = o->align > r->feat.min_block ? o->align : r->feat.min_block;
 
   if (!o->size && size > 8 * o->hot_size)
     size = 8 * o->hot_size;
   if (!o->size)
-    size = size / r->feat.min_block * r->feat.min_block;
+    size = size / align * align;
   memcpy (r->wl.weight, o->weight, sizeof r->wl.weight);
   r->wl.size = size;
   r->wl.hot = o->hot_size < size ? o->hot_size : size;
   r->wl.max_length = o->max_length;
-  r->wl.align = r->feat.min_block;
+  r->wl.align = align;
   if (r->feat.max_block && r->wl.max_length > r->feat.max_block)
     r->wl.max_length = r->feat.max_block;
   if (size > r->feat.size || size % r->wl.align || r->wl.hot % r->wl.align
@@ -1013,6 +1018,8 @@ torture_run (const struct options *opt)
     }
   ev_now_update (r->loop);
   r->start_ns = now_ns ();
+  log_event (
+      r, &(struct oplog_event){ .type = OPLOG_CLOCK, .start_ns = r->start_ns });
   start_watchers (r);
   nbdloop_run (&r->nl);
   stop_watchers (r);

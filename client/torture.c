@@ -1,7 +1,8 @@
 /* blkcache-torture: command line.
  *
  * Parses the options into struct options (torture.h), checks them, and
- * runs either the torture run (run.c) or the crash check (verify.c).
+ * runs the torture run (run.c), the crash check (verify.c) or the
+ * power-cut check (powercut.c).
  * Sizes accept the suffixes K, M, G, T (powers of 1024).
  */
 #include <config.h>
@@ -26,12 +27,14 @@ enum
   OPT_HOT_SIZE = 256,
   OPT_SIZE,
   OPT_MAX_REQUEST,
+  OPT_ALIGN,
   OPT_MIX,
   OPT_SEED,
   OPT_SECONDS,
   OPT_OPS,
   OPT_LOG,
   OPT_VERIFY_LOG,
+  OPT_RECORDING,
   OPT_FAIL_ON_ERROR,
   OPT_MAX_REPORTS,
   OPT_NO_PROGRESS,
@@ -45,12 +48,14 @@ static const struct option long_options[] = {
   { "hot-size", required_argument, NULL, OPT_HOT_SIZE },
   { "size", required_argument, NULL, OPT_SIZE },
   { "max-request", required_argument, NULL, OPT_MAX_REQUEST },
+  { "align", required_argument, NULL, OPT_ALIGN },
   { "mix", required_argument, NULL, OPT_MIX },
   { "seed", required_argument, NULL, OPT_SEED },
   { "seconds", required_argument, NULL, OPT_SECONDS },
   { "ops", required_argument, NULL, OPT_OPS },
   { "log", required_argument, NULL, OPT_LOG },
   { "verify-log", required_argument, NULL, OPT_VERIFY_LOG },
+  { "recording", required_argument, NULL, OPT_RECORDING },
   { "fail-on-error", no_argument, NULL, OPT_FAIL_ON_ERROR },
   { "max-reports", required_argument, NULL, OPT_MAX_REPORTS },
   { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
@@ -64,6 +69,7 @@ usage (FILE *fp)
 {
   fprintf (fp, "Usage: blkcache-torture [OPTIONS] URI\n"
                "       blkcache-torture --verify-log FILE URI\n"
+               "       blkcache-torture --verify-log FILE --recording FILE\n"
                "Drive an NBD server with colliding reads, writes, FUA writes,\n"
                "zeroes, trims, flushes, cache and block-status requests on\n"
                "several connections, and check that no read is stale.\n"
@@ -77,6 +83,10 @@ usage (FILE *fp)
                " at most\n"
                "                          8 x hot size)\n"
                "      --max-request SIZE  longest request (default 256K)\n"
+               "      --align SIZE        offsets and lengths are multiples"
+               " of SIZE\n"
+               "                          (default: the server's minimum"
+               " block size)\n"
                "      --mix SPEC          weights (default\n"
                "                          " WORKLOAD_DEFAULT_MIX ")\n"
                "      --seed N            seed of the operation stream"
@@ -87,6 +97,9 @@ usage (FILE *fp)
                " --verify-log\n"
                "      --verify-log FILE   check the disk against FILE after a"
                " crash\n"
+               "      --recording FILE    check --verify-log's FILE against"
+               " a power-cut\n"
+               "                          recording instead of a disk\n"
                "      --fail-on-error     exit 1 on any server error\n"
                "      --max-reports N     failures described in full"
                " (default 10)\n"
@@ -183,6 +196,12 @@ apply_option (struct options *o, int c, const char *arg, const char *name)
         return bad_value (name, arg);
       o->max_length = v;
       return 0;
+    case OPT_ALIGN:
+      if (parse_size (arg, &v) < 0 || v == 0 || (v & (v - 1)) != 0
+          || v > 1024 * 1024)
+        return bad_value (name, arg);
+      o->align = v;
+      return 0;
     case OPT_MIX:
       if (workload_parse_mix (arg, o->weight) < 0)
         return bad_value (name, arg);
@@ -205,6 +224,9 @@ apply_option (struct options *o, int c, const char *arg, const char *name)
       return 0;
     case OPT_VERIFY_LOG:
       o->verify_log = arg;
+      return 0;
+    case OPT_RECORDING:
+      o->recording = arg;
       return 0;
     case OPT_FAIL_ON_ERROR:
       o->fail_on_error = true;
@@ -238,6 +260,7 @@ default_options (struct options *o)
   o->queue_depth = 16;
   o->hot_size = 8 * 1024 * 1024;
   o->max_length = MAX_REQUEST;
+  o->align = 1;
   workload_parse_mix (WORKLOAD_DEFAULT_MIX, o->weight);
   o->seed = random_seed_value ();
   o->max_reports = 10;
@@ -273,7 +296,13 @@ parse_args (int argc, char *argv[], struct options *o)
       if (apply_option (o, c, optarg, option_name (c)) < 0)
         return -EINVAL;
     }
-  if (optind != argc - 1)
+  /* The power-cut check reads two files and talks to no server. */
+  if (o->recording != NULL && (o->verify_log == NULL || optind != argc))
+    {
+      usage (stderr);
+      return -EINVAL;
+    }
+  if (o->recording == NULL && optind != argc - 1)
     {
       usage (stderr);
       return -EINVAL;
@@ -294,6 +323,8 @@ main (int argc, char *argv[])
     return EXIT_SETUP;
   if (r > 0)
     return EXIT_OK;
+  if (o.recording != NULL)
+    return torture_check_recording (&o);
   if (o.verify_log != NULL)
     return torture_verify (&o);
   return torture_run (&o);

@@ -8,8 +8,7 @@
  * write issued after its reply overwrote.  Writes whose reply never came
  * stay candidates forever.
  *
- * Layout: replay () builds the oracle, indexing live writes by id in a
- * growable array (ids are dense, from 0); readback () reads and checks.
+ * Layout: replay.c builds the oracle; readback () reads and checks.
  */
 #include <config.h>
 
@@ -24,109 +23,19 @@
 #include "connect.h"
 #include "oplog.h"
 #include "oracle.h"
+#include "replay.h"
 #include "report.h"
 #include "torture.h"
-#include "workload.h"
 
-/* Events between two prunes of the oracle during the replay. */
-#define PRUNE_EVERY 65536
 /* Request size of the read-back. */
 #define CHUNK (256 * 1024)
 
-struct replay
-{
-  struct oracle *oracle;
-  uint64_t size;
-  struct oracle_write **byid; /* issued writes not durable yet */
-  size_t cap;
-  uint64_t writes, durable;
-};
-
+/* Every event of the log is the replay's own: replay.c does it all. */
 static int
-grow (struct replay *rp, uint64_t id)
+replay_event (void *arg, const struct oplog_event *e)
 {
-  size_t cap = rp->cap ? rp->cap : 4096;
-  struct oracle_write **v;
+  struct replay *rp = arg;
 
-  while (cap <= id)
-    cap *= 2;
-  if (cap == rp->cap)
-    return 0;
-  v = realloc (rp->byid, cap * sizeof *v);
-  if (v == NULL)
-    return -ENOMEM;
-  memset (v + rp->cap, 0, (cap - rp->cap) * sizeof *v);
-  rp->byid = v;
-  rp->cap = cap;
-  return 0;
-}
-
-static int
-replay_region (struct replay *rp, const struct oplog_event *e)
-{
-  if (rp->oracle != NULL || e->length == 0)
-    return -EINVAL;
-  rp->size = e->length;
-  rp->oracle = oracle_new (rp->size);
-  return rp->oracle ? 0 : -ENOMEM;
-}
-
-static int
-replay_issue (struct replay *rp, const struct oplog_event *e)
-{
-  struct oracle_write *w;
-
-  if (rp->oracle == NULL || grow (rp, e->id) < 0 || rp->byid[e->id] != NULL)
-    return rp->oracle == NULL ? -EINVAL : -ENOMEM;
-  w = oracle_begin_write (rp->oracle, e->id, op_oracle_kind (e->kind),
-                          e->offset, e->length, e->stamp);
-  if (w == NULL)
-    return -errno;
-  w->conn = e->conn;
-  w->fua = e->kind == OP_FUA || e->kind == OP_ZERO_FUA;
-  w->issue_time = e->time;
-  rp->byid[e->id] = w;
-  rp->writes++;
-  return 0;
-}
-
-static struct oracle_write *
-lookup (struct replay *rp, uint64_t id)
-{
-  return id < rp->cap ? rp->byid[id] : NULL;
-}
-
-static int
-replay_reply (struct replay *rp, const struct oplog_event *e)
-{
-  struct oracle_write *w = lookup (rp, e->id);
-
-  if (w == NULL)
-    return -EINVAL;
-  w->reply_time = e->time;
-  return oracle_end_write (rp->oracle, w, e->stamp, false, ORACLE_NEVER);
-}
-
-/* Write ID is durable: it may now prune what it overwrote, and nothing
- * more will be said about it. */
-static int
-replay_durable (struct replay *rp, const struct oplog_event *e)
-{
-  struct oracle_write *w = lookup (rp, e->id);
-  int r;
-
-  if (w == NULL || w->reply == ORACLE_NEVER)
-    return -EINVAL;
-  r = oracle_settle (rp->oracle, w, ORACLE_NEVER);
-  oracle_put_write (w);
-  rp->byid[e->id] = NULL;
-  rp->durable++;
-  return r;
-}
-
-static int
-replay_event (struct replay *rp, const struct oplog_event *e)
-{
   switch (e->type)
     {
     case OPLOG_REGION:
@@ -136,46 +45,13 @@ replay_event (struct replay *rp, const struct oplog_event *e)
     case OPLOG_REPLY:
       return replay_reply (rp, e);
     case OPLOG_DURABLE:
-      return replay_durable (rp, e);
+      return replay_durable (rp, e, NULL);
     case OPLOG_FLUSH_ISSUE:
     case OPLOG_FLUSH_REPLY:
+    case OPLOG_CLOCK:
       return 0;
     }
   return -EINVAL;
-}
-
-static int
-replay (struct replay *rp, const char *path)
-{
-  struct oplog_event e;
-  unsigned long line = 1;
-  FILE *fp = oplog_open (path);
-  int r = 0, got = 0;
-
-  if (fp == NULL)
-    {
-      fprintf (stderr, "blkcache-torture: %s: %s\n", path,
-               errno == EINVAL ? "not a blkcache-torture log"
-                               : strerror (errno));
-      return -EINVAL;
-    }
-  while (r == 0 && (got = oplog_read (fp, &e, &line)) > 0)
-    {
-      r = replay_event (rp, &e);
-      if (r == 0 && line % PRUNE_EVERY == 0)
-        r = oracle_prune (rp->oracle, ORACLE_NEVER);
-    }
-  fclose (fp);
-  if (r == 0 && got < 0)
-    r = got;
-  if (r == 0 && rp->oracle == NULL)
-    r = -EINVAL;
-  if (r == 0)
-    r = oracle_prune (rp->oracle, ORACLE_NEVER);
-  if (r < 0)
-    fprintf (stderr, "blkcache-torture: %s:%lu: %s\n", path, line,
-             r == -EINVAL ? "malformed log" : strerror (-r));
-  return r;
 }
 
 /* Read the region back on H and check it.  Returns the number of chunks
@@ -218,15 +94,6 @@ readback (struct replay *rp, struct nbd_handle *h, unsigned max_reports,
   return failures;
 }
 
-static void
-replay_free (struct replay *rp)
-{
-  for (size_t i = 0; i < rp->cap; i++)
-    oracle_put_write (rp->byid[i]);
-  free (rp->byid);
-  oracle_free (rp->oracle);
-}
-
 static int
 verify_on (struct replay *rp, const struct options *opt)
 {
@@ -261,7 +128,7 @@ torture_verify (const struct options *opt)
   struct replay rp = { 0 };
   int status = EXIT_SETUP;
 
-  if (replay (&rp, opt->verify_log) == 0)
+  if (replay_file (&rp, opt->verify_log, replay_event, &rp) == 0)
     status = verify_on (&rp, opt);
   replay_free (&rp);
   return status;

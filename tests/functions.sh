@@ -80,16 +80,19 @@ sanitizer_preload ()
 FAULTINJ_LIB="$(cd "$top_builddir" && pwd)/tests/.libs/faultinj.so"
 
 # server_preload: the LD_PRELOAD of a server: the sanitizer runtime first
-# (it must come first to intercept), then the fault injector if wanted.
+# (it must come first to intercept), then the fault injector if wanted,
+# then $SERVER_PRELOAD, a test's own library (such as the power-cut
+# recorder), when it is set.
 server_preload ()
 {
   p="$(sanitizer_preload)"
   if [ "${FAULTINJ:-0}" = 1 ]; then
     p="${p:+$p:}$FAULTINJ_LIB"
   fi
+  if [ -n "${SERVER_PRELOAD:-}" ]; then
+    p="${p:+$p:}$SERVER_PRELOAD"
+  fi
   echo "$p"
-}
-
 # faultinj_setup TARGET: the servers started from now on run under the
 # fault injector, failing I/O on the file TARGET only as the rules file
 # $FAULTINJ_RULES says, and logging each failure to $FAULTINJ_LOG.
@@ -162,8 +165,10 @@ wait_until ()
 
 # start_server NAME [NBDKIT-OPTIONS --] PLUGIN-ARGS...
 # Starts nbdkit with the plugin on the unix socket $TESTDIR/NAME.sock and sets
-# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.  With
-# FAULTINJ=1 (faultinj_setup), under the fault injector.
+# $SOCK, $URI and $PID; its stderr goes to $TESTDIR/NAME.log.  The plugin is
+# $SERVER_PLUGIN when it is set (a control such as nbdkit's file plugin).
+# With FAULTINJ=1 (faultinj_setup), under the fault injector;
+# $SERVER_PRELOAD is preloaded into nbdkit alone too (server_preload).
 start_server ()
 {
   name="$1"; shift
@@ -187,8 +192,8 @@ start_server ()
     TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
     FAULTINJ_TARGET="${FAULTINJ_TARGET:-}" \
     FAULTINJ_RULES="${FAULTINJ_RULES:-}" FAULTINJ_LOG="${FAULTINJ_LOG:-}" \
-    nbdkit -f -P "$pidfile" -U "$SOCK" $nbdkit_opts "$PLUGIN" "$@" \
-    2>>"$log" &
+    nbdkit -f -P "$pidfile" -U "$SOCK" $nbdkit_opts "${SERVER_PLUGIN:-$PLUGIN}" \
+    "$@" 2>>"$log" &
   SERVER_LOGS="$SERVER_LOGS $log"
   for _ in $(seq 1 300); do
     if [ -s "$pidfile" ] && [ -S "$SOCK" ]; then break; fi
