@@ -93,6 +93,8 @@ server_preload ()
     p="${p:+$p:}$SERVER_PRELOAD"
   fi
   echo "$p"
+}
+
 # faultinj_setup TARGET: the servers started from now on run under the
 # fault injector, failing I/O on the file TARGET only as the rules file
 # $FAULTINJ_RULES says, and logging each failure to $FAULTINJ_LOG.
