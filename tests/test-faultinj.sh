@@ -200,7 +200,8 @@ if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null ||
   echo "$0: no loop device: the ioctl rules are not checked"
   exit 0
 fi
-trap 'losetup -d "$loop" 2>/dev/null; cleanup' EXIT
+# Keep the test's exit status for cleanup, which reads it from $?.
+trap 'rc=$?; losetup -d "$loop" 2>/dev/null; (exit "$rc"); cleanup' EXIT
 faultinj_setup "$loop"
 faultinj_rules "ioctl 65536 65536 EIO"
 start_server loop "$loop" cache=none
