@@ -9,7 +9,7 @@ requires nbdsh losetup
 backing="$TESTDIR/backing"
 dd if=/dev/urandom of="$backing" bs=1M count=32 status=none
 loop=$(losetup -f --show "$backing" 2>/dev/null) || { echo "no loop device"; exit 77; }
-trap 'losetup -d "$loop" 2>/dev/null; cleanup' EXIT
+trap 'rc=$?; losetup -d "$loop" 2>/dev/null; (exit "$rc"); cleanup' EXIT
 
 run_nbdkit "$PLUGIN" "$loop" --dump-plugin > "$TESTDIR/dump"
 grep -q "blkcache_size=33554432" "$TESTDIR/dump"

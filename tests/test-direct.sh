@@ -33,7 +33,7 @@ stop_server "$PID"
 # way direct=auto must serve the disk, and say which path it chose.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
   shmdisk="$(mktemp /dev/shm/blkcache-test.XXXXXX)"
-  trap 'rm -f "$shmdisk"; cleanup' EXIT
+  trap 'rc=$?; rm -f "$shmdisk"; (exit "$rc"); cleanup' EXIT
   truncate -s 1M "$shmdisk"
   run_nbdkit "$PLUGIN" "$shmdisk" --dump-plugin > "$TESTDIR/dump"
   cat "$TESTDIR/dump"
