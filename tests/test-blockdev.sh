@@ -1,7 +1,8 @@
 #!/bin/bash
 # A block device (a loop device over a file) is served in full: size,
 # alignment from BLKSSZGET, round trips, zero (BLKZEROOUT), trim
-# (BLKDISCARD), block status all data, and data reaches the backing file.
+# (BLKDISCARD), fast zero only by command (never written zeroes), block
+# status all data, and data reaches the backing file.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh losetup
 [ "$(id -u)" = 0 ] || { echo "needs root for losetup"; exit 77; }
@@ -18,7 +19,7 @@ grep -q "blkcache_alignment=512" "$TESTDIR/dump"
 for mode in writeback none; do
   start_server "loop-$mode" "$loop" cache=$mode
   nbdsh --base-allocation -u "$URI" -c '
-import os, nbd
+import errno, os, nbd
 MiB = 1024 * 1024
 assert h.get_size() == 32 * MiB
 for off, n in ((0, 4096), (511, 3), (MiB - 1, 70000), (32 * MiB - 5, 5)):
@@ -33,6 +34,18 @@ h.block_status(32 * MiB, 0, lambda m, o, e, err: seen.extend(e))
 assert seen[1] == 0, seen          # a block device is all data
 h.pwrite(b"\xee" * 8192, 20 * MiB)
 h.flush()
+# A fast zero that may not punch has no fast way on a block device:
+# ENOTSUP at once, nothing written (BLKZEROOUT would write zeroes).
+h.pwrite(b"\xdd" * 65536, 24 * MiB)
+try:
+    h.zero(65536, 24 * MiB, nbd.CMD_FLAG_FAST_ZERO | nbd.CMD_FLAG_NO_HOLE)
+    assert False, "a fast zero that may not punch succeeded"
+except nbd.Error as e:
+    assert e.errnum == errno.ENOTSUP, e
+assert h.pread(65536, 24 * MiB) == b"\xdd" * 65536
+# One that may punch is done by command (write-zeroes of the loop device).
+h.zero(65536, 24 * MiB, nbd.CMD_FLAG_FAST_ZERO)
+assert h.pread(65536, 24 * MiB) == bytes(65536)
 '
   stop_server "$PID"
 done
