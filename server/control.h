@@ -85,7 +85,7 @@ struct control_host
   /* Print every counter and setting, as "NAME VALUE" lines or, with
    * PROMETHEUS, in Prometheus' text format. */
   void (*print_stats) (void *opaque, FILE *fp, bool prometheus);
-  /* Set dirty-expire, dirty-background or dirty-limit (KEY) to VALUE,
+  /* Set KEY, one of dirty-expire, dirty-background and dirty-limit, to VALUE,
    * already within its range.  Returns 0, or -EINVAL with the reason,
    * one line without "error:", in WHY (WHYLEN bytes). */
   int (*set) (void *opaque, const char *key, uint64_t value, char *why,

@@ -417,8 +417,9 @@ check_background (struct service *s, unsigned pct)
   return pct > st.dirty_limit ? -EINVAL : 0;
 }
 
-/* The writeback settings the control socket may change.  dirty-limit is
- * the engine's, but its bound is dirty-background, which is ours. */
+/* The writeback settings the control socket may change: dirty-expire,
+ * dirty-background or dirty-limit.  dirty-limit is the engine's, but its
+ * bound is dirty-background, which is ours. */
 static int
 host_set (void *opaque, const char *key, uint64_t value, char *why,
           size_t whylen)
@@ -438,23 +439,16 @@ host_set (void *opaque, const char *key, uint64_t value, char *why,
         }
       s->dirty_background = value;
     }
-  else if (strcmp (key, "dirty-limit") == 0)
+  else if (value == 0 || value < s->dirty_background)
     {
-      if (value == 0 || value < s->dirty_background)
-        {
-          snprintf (why, whylen,
-                    "dirty-limit %" PRIu64 " must be at least 1 and "
-                    "dirty-background (%u)",
-                    value, s->dirty_background);
-          return -EINVAL;
-        }
-      engine_set_dirty_limit (s->e, value);
-    }
-  else
-    {
-      snprintf (why, whylen, "no setting '%s'", key);
+      snprintf (why, whylen,
+                "dirty-limit %" PRIu64 " must be at least 1 and "
+                "dirty-background (%u)",
+                value, s->dirty_background);
       return -EINVAL;
     }
+  else
+    engine_set_dirty_limit (s->e, value);
   return 0;
 }
 
