@@ -341,6 +341,16 @@ loop_main (void *arg)
 
 /* --- the control socket's host ------------------------------------ */
 
+/* The flush waiting in the queue, not started, or NULL.  Queue mutex. */
+static struct job *
+queued_flush (struct service *s)
+{
+  for (struct job *q = s->todo.head; q; q = q->next)
+    if (!q->writeback && q->kind == CONTROL_JOB_FLUSH)
+      return q;
+  return NULL;
+}
+
 /* Queue a control job, or join a flush still waiting in the queue. */
 static int
 host_submit (void *opaque, enum control_job kind, uint64_t arg,
@@ -348,7 +358,8 @@ host_submit (void *opaque, enum control_job kind, uint64_t arg,
 {
   struct service *s = opaque;
   struct waiter *w = malloc (sizeof *w);
-  struct job *j = calloc (1, sizeof *j);
+  struct job *j = calloc (1, sizeof *j), *q = NULL;
+  int r = 0;
 
   if (w == NULL || j == NULL)
     {
@@ -356,37 +367,32 @@ host_submit (void *opaque, enum control_job kind, uint64_t arg,
       free (j);
       return -ENOMEM;
     }
-  w->done = done;
-  w->client = client;
-  w->next = NULL;
+  *w = (struct waiter){ .done = done, .client = client };
   pthread_mutex_lock (&s->lock);
   /* Only a flush that has not started may be joined: one that is running
    * may have passed writes the new request must cover. */
   if (kind == CONTROL_JOB_FLUSH)
-    for (struct job *q = s->todo.head; q; q = q->next)
-      if (!q->writeback && q->kind == CONTROL_JOB_FLUSH)
-        {
-          w->next = q->waiters;
-          q->waiters = w;
-          pthread_mutex_unlock (&s->lock);
-          free (j);
-          return 0;
-        }
-  if (s->queued >= SERVICE_JOBS_MAX)
+    q = queued_flush (s);
+  if (q)
     {
-      pthread_mutex_unlock (&s->lock);
-      free (w);
-      free (j);
-      return -EBUSY;
+      w->next = q->waiters;
+      q->waiters = w;
     }
-  j->kind = kind;
-  j->arg = arg;
-  j->waiters = w;
-  list_push (&s->todo, j);
-  s->queued++;
-  pthread_cond_signal (&s->cond);
+  else if (s->queued >= SERVICE_JOBS_MAX)
+    r = -EBUSY;
+  else
+    {
+      *j = (struct job){ .kind = kind, .arg = arg, .waiters = w };
+      list_push (&s->todo, j);
+      s->queued++;
+      pthread_cond_signal (&s->cond);
+      j = NULL;
+    }
   pthread_mutex_unlock (&s->lock);
-  return 0;
+  if (r < 0)
+    free (w);
+  free (j);
+  return r;
 }
 
 static void
