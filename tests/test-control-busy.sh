@@ -6,6 +6,8 @@
 # race_window_us keeps the worker busy while the queue fills.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
+# The Python parts share tests/controlsock.py.
+export PYTHONPATH="${top_srcdir:-..}/tests"
 
 make_disk 16M
 # No background writeback: only the control socket's jobs use the worker.
@@ -14,8 +16,7 @@ start_control_server busy -D blkcache.race_window_us=3000000 -- "$disk" \
 nbdsh -u "$URI" -c 'h.pwrite(b"\x42" * 65536, 0)'
 
 /usr/bin/python3 - "$ctl" <<'PY'
-import os, sys
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests"))
+import sys
 from controlsock import Client, wait_for
 path = sys.argv[1]
 st = Client(path)

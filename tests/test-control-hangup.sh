@@ -5,6 +5,8 @@
 # background writeback.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
+# The Python parts share tests/controlsock.py.
+export PYTHONPATH="${top_srcdir:-..}/tests"
 
 make_disk 16M
 
@@ -14,8 +16,7 @@ start_control_server held -D blkcache.race_window_us=4000000 -- "$disk" \
   dirty-expire=0 dirty-background=100 dirty-limit=100
 nbdsh -u "$URI" -c 'h.pwrite(b"\x42" * 65536, 0)'
 /usr/bin/python3 - "$ctl" <<'PY'
-import os, sys
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests"))
+import sys
 from controlsock import Client, send_and_hang_up, wait_for
 path = sys.argv[1]
 st = Client(path)
@@ -60,8 +61,7 @@ while not os.path.exists(os.environ["TESTDIR"] + "/done") and \
 ' &
 writer=$!
 /usr/bin/python3 - "$ctl" <<'PY'
-import os, sys, time
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests"))
+import sys, time
 from controlsock import Client, send_and_hang_up, wait_for
 path = sys.argv[1]
 st = Client(path)

@@ -5,6 +5,8 @@
 # and blkcachectl top with frames further apart than the period.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
+# The Python parts share tests/controlsock.py.
+export PYTHONPATH="${top_srcdir:-..}/tests"
 
 make_disk 16M
 
@@ -20,8 +22,7 @@ test "$(stat_of control_idle_seconds)" = 2
 nbdsh -u "$URI" -c 'h.pwrite(b"\x42" * 65536, 0)'
 
 /usr/bin/python3 - "$ctl" <<'PY'
-import os, sys, time
-sys.path.insert(0, os.path.join(os.environ["top_srcdir"], "tests"))
+import sys, time
 from controlsock import Client
 path = sys.argv[1]
 idle = Client(path)
