@@ -27,14 +27,13 @@
  *
  * "set cache-size" refuses a size above the memory available: the
  * kernel's MemAvailable plus the memory the cache holds now (which a
- * resize reuses).  MemAvailable already leaves out what the kernel cannot
- * give back, so a size within it can be allocated without pushing the
- * machine into swap or the OOM killer.
+ * resize reuses).  MemAvailable is the kernel's estimate of what can be
+ * allocated without swapping, which is the most a cache should ask for.
  *
- * Dependencies go one way: control.c uses the engine (for its stats and
- * the cache size) and reaches the service only through struct
- * control_host; it never includes service.h.  The service owns the
- * control socket and includes this header.
+ * Dependencies go one way: control.c uses the engine (for the sizes its
+ * replies name) and reaches the service only through struct control_host;
+ * it never includes service.h.  The service owns the control socket and
+ * includes this header (why this way round: see service.h).
  *
  * Everything here runs on the service's loop thread, except control_open
  * and control_close, which run while the loop is not running.
