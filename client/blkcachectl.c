@@ -3,8 +3,9 @@
  * Layout: a connection (struct conn) with a line reader; request() sends
  * one command line and collects the reply's body up to its status line
  * ("ok" or "error: ..."; see nbdkit-blkcache-plugin(1), CONTROL SOCKET).
- * Plain commands print the body.  "top" asks for "stats" once a period,
- * keeps the previous sample, and draws rates from the differences; on a
+ * Plain commands print the body.  "top" asks for "stats" once a period
+ * (connecting again if the server closed the connection as idle), keeps
+ * the previous sample, and draws rates from the differences; on a
  * terminal it redraws the screen and reads keys, otherwise it prints one
  * frame after another.  Single-threaded; SIGINT only sets a flag.
  */
@@ -467,6 +468,25 @@ wait_period (struct top *t)
     }
 }
 
+/* Ask for "stats".  The server closes a connection idle for a minute (or
+ * less, under -D blkcache.control_idle_s), which a long -d outlasts: after
+ * a closed connection, connect again once.  Returns as request does. */
+static int
+top_request (struct top *t, struct reply *r)
+{
+  if (request (t->c, "stats", r) == 0)
+    return 0;
+  if (interrupted)
+    return -1;
+  close (t->c->fd);
+  if (conn_open (t->c, t->path) < 0)
+    {
+      t->c->fd = -1;
+      return -1;
+    }
+  return request (t->c, "stats", r);
+}
+
 static int
 run_top (struct top *t)
 {
@@ -484,7 +504,7 @@ run_top (struct top *t)
     {
       if (i > 0 && wait_period (t))
         break;
-      if (request (t->c, "stats", &r) < 0)
+      if (top_request (t, &r) < 0)
         {
           if (interrupted)
             break;
@@ -603,6 +623,7 @@ main (int argc, char **argv)
     }
   else
     status = run_command (&c, argc - optind, argv + optind);
-  close (c.fd);
+  if (c.fd >= 0)
+    close (c.fd);
   return status;
 }

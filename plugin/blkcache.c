@@ -67,6 +67,9 @@ NBDKIT_DLL_PUBLIC int blkcache_debug_exit_flush_s = 30;
 NBDKIT_DLL_PUBLIC int blkcache_debug_writeback = 0;
 /* Log control socket connections and every command line. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_control = 0;
+/* Close control connections idle this many seconds instead of the
+ * default 60, so that a test need not wait a minute. */
+NBDKIT_DLL_PUBLIC int blkcache_debug_control_idle_s = 0;
 
 /* Where the engine reports what an administrator must act on. */
 static void
@@ -397,6 +400,8 @@ start_service (void)
     .dirty_background = dirty_background,
     .debug_writeback = blkcache_debug_writeback,
     .debug_control = blkcache_debug_control,
+    .control_idle = blkcache_debug_control_idle_s > 0
+                        ? blkcache_debug_control_idle_s : 0,
     .log = service_log_to_nbdkit,
   };
   char err[512];

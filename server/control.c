@@ -13,7 +13,15 @@
  * the service's worker; the client is "busy" until the completion comes
  * back to the loop thread, and its later lines wait in its buffer, so the
  * replies keep the order of the commands.  A client that hangs up while
- * busy is marked gone and freed by the completion.
+ * busy is marked gone (its socket closed, its watchers stopped) and freed
+ * by the completion; until then it still counts toward
+ * CONTROL_MAX_CLIENTS, which is what bounds the jobs a client can leave
+ * behind by connecting, asking and hanging up in a loop.
+ *
+ * Idle clients: each client has an ev_timer, restarted (ev_timer_again,
+ * O(log n)) whenever bytes arrive or its command ends.  When it fires on
+ * a client with no command running, the client is closed; on a busy one
+ * it waits for another period, since a flush may outlast it.
  *
  * Everything runs on the loop thread: no locks.
  */
@@ -32,17 +40,18 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "metrics.h"
-#include "service.h"
+#include "engine.h"
 
 #define MAX_WORDS 4
 #define MAX_DIRTY_EXPIRE 86400
 #define ACCEPT_BACKOFF_SECONDS 1.0
+#define MEMINFO "/proc/meminfo"
 
 struct client
 {
   struct control *ctl;
   ev_io io;
+  ev_timer idle;
   int fd;
   int events; /* what IO watches now */
   uint64_t id;
@@ -63,11 +72,12 @@ struct control
   char *path;
   dev_t dev;
   ino_t ino;
-  struct service *s;
+  struct control_host host;
   struct ev_loop *loop;
   ev_io accept_io;
   ev_timer backoff; /* accept paused after running out of descriptors */
   bool debug;
+  double idle_seconds;
   struct client *clients;
   uint64_t nr_clients, next_id, commands, errors;
 };
@@ -78,6 +88,21 @@ enum cmd_status
   CMD_ERROR, /* an "error:" line is written */
   CMD_ASYNC, /* on the worker; the completion replies */
 };
+
+static void control_log (struct control *ctl, bool error, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+control_log (struct control *ctl, bool error, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  ctl->host.log (ctl->host.opaque, error, msg);
+}
 
 /* --- the listening socket -------------------------------------------- */
 
@@ -241,7 +266,10 @@ receive_input (struct client *c)
     return 0;
   n = recv (c->fd, c->in + c->in_len, CONTROL_LINE_MAX - c->in_len, 0);
   if (n > 0)
-    c->in_len += n;
+    {
+      c->in_len += n;
+      ev_timer_again (c->ctl->loop, &c->idle);
+    }
   else if (n == 0)
     c->eof = true;
   else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -341,6 +369,7 @@ finish (struct client *c, int result, const char *what, const char *body,
       client_free (c);
       return;
     }
+  ev_timer_again (c->ctl->loop, &c->idle); /* idle from now, not before */
   if (result < 0)
     {
       snprintf (buf, sizeof buf, "error: %s: %s\n", what,
@@ -376,7 +405,7 @@ resize_done (void *opaque, int result, uint64_t value)
   struct engine_stats st;
   char body[64], why[96];
 
-  engine_get_stats (service_engine (c->ctl->s), &st);
+  engine_get_stats (c->ctl->host.engine, &st);
   snprintf (body, sizeof body, "cache_size_bytes %" PRIu64 "\n", st.cache_size);
   snprintf (why, sizeof why,
             "the size must hold at least one block of %" PRIu64 " bytes",
@@ -388,11 +417,19 @@ resize_done (void *opaque, int result, uint64_t value)
 }
 
 static enum cmd_status
-submit (struct client *c, FILE *fp, enum service_job_kind kind, uint64_t arg,
-        service_done_fn done)
+submit (struct client *c, FILE *fp, const char *what, enum control_job job,
+        uint64_t arg, control_done_fn done)
 {
-  if (service_submit (c->ctl->s, kind, arg, done, c) < 0)
-    return fail (c, fp, "out of memory");
+  struct control_host *host = &c->ctl->host;
+  int r = host->submit (host->opaque, job, arg, done, c);
+
+  if (r == -EBUSY)
+    return fail (c, fp,
+                 "busy: %s: the worker's queue is full; try again when the "
+                 "commands before it have run",
+                 what);
+  if (r < 0)
+    return fail (c, fp, "%s: %s", what, strerror (-r));
   c->busy = true;
   return CMD_ASYNC;
 }
@@ -403,63 +440,85 @@ static enum cmd_status cmd_help (struct client *c, int argc, char **argv,
 static enum cmd_status
 cmd_stats (struct client *c, int argc, char **argv, FILE *fp)
 {
+  struct control_host *host = &c->ctl->host;
   char word[64];
-  struct metric m[METRICS_MAX];
-  struct engine_stats es;
-  struct service_stats ss;
-  size_t n;
 
   if (argc == 2 && strcmp (argv[1], "prometheus") != 0)
     return fail (c, fp, "stats: unknown format '%s' (try: stats prometheus)",
                  printable (argv[1], word, sizeof word));
-  engine_get_stats (service_engine (c->ctl->s), &es);
-  service_get_stats (c->ctl->s, &ss);
-  n = metrics_collect (&es, &ss, m);
-  if (argc == 2)
-    metrics_print_prometheus (fp, m, n);
-  else
-    metrics_print_text (fp, m, n);
+  host->print_stats (host->opaque, fp, argc == 2);
   return CMD_OK;
 }
 
 static enum cmd_status
 cmd_flush (struct client *c, int argc, char **argv, FILE *fp)
 {
-  return submit (c, fp, SERVICE_JOB_FLUSH, 0, flush_done);
+  return submit (c, fp, "flush", CONTROL_JOB_FLUSH, 0, flush_done);
 }
 
 static enum cmd_status
 cmd_drop_clean (struct client *c, int argc, char **argv, FILE *fp)
 {
-  return submit (c, fp, SERVICE_JOB_DROP_CLEAN, 0, drop_clean_done);
+  return submit (c, fp, "drop-clean", CONTROL_JOB_DROP_CLEAN, 0,
+                 drop_clean_done);
 }
 
-static enum cmd_status
-set_percent (struct client *c, FILE *fp, const char *key, const char *value)
+/* MemAvailable from /proc/meminfo, in bytes.  Returns -1 if the kernel
+ * does not say. */
+static int
+mem_available (uint64_t *bytes)
 {
-  struct service *s = c->ctl->s;
-  struct service_stats ss;
-  char word[64];
-  uint64_t pct;
+  char line[256];
+  uint64_t kib;
+  FILE *fp = fopen (MEMINFO, "re");
+  int r = -1;
 
-  service_get_stats (s, &ss);
-  if (parse_uint (value, 100, &pct) < 0)
-    return fail (c, fp, "%s: expected a percentage from 0 to 100, got '%s'",
-                 key, printable (value, word, sizeof word));
-  if (strcmp (key, "dirty-background") == 0)
-    {
-      if (service_set_dirty_background (s, pct) < 0)
-        return fail (c, fp,
-                     "dirty-background %" PRIu64 " would be above dirty-limit",
-                     pct);
-      return CMD_OK;
-    }
-  if (pct < ss.dirty_background || pct == 0)
-    return fail (c, fp,
-                 "dirty-limit %" PRIu64 " must be at least 1 and "
-                 "dirty-background (%" PRIu64 ")",
-                 pct, ss.dirty_background);
-  engine_set_dirty_limit (service_engine (s), pct);
+  if (fp == NULL)
+    return -1;
+  while (fgets (line, sizeof line, fp))
+    if (sscanf (line, "MemAvailable: %" SCNu64 " kB", &kib) == 1)
+      {
+        *bytes = kib * 1024;
+        r = 0;
+        break;
+      }
+  fclose (fp);
+  return r;
+}
+
+/* Refuse a cache of SIZE bytes that the machine could not give: more than
+ * MemAvailable plus the block memory the cache holds now.  Where the
+ * kernel does not report MemAvailable, nothing is refused. */
+static enum cmd_status
+check_cache_size (struct client *c, FILE *fp, const char *value, uint64_t size)
+{
+  struct engine_stats st;
+  uint64_t avail, held;
+  char word[64];
+
+  if (mem_available (&avail) < 0)
+    return CMD_OK;
+  engine_get_stats (c->ctl->host.engine, &st);
+  held = st.cache.blocks * st.block_size;
+  if (size <= avail + held)
+    return CMD_OK;
+  return fail (c, fp,
+               "set cache-size: %s (%" PRIu64 " bytes) is more than the "
+               "memory available, %" PRIu64 " bytes (MemAvailable %" PRIu64
+               " plus the %" PRIu64 " bytes the cache holds)",
+               printable (value, word, sizeof word), size, avail + held, avail,
+               held);
+}
+
+/* Hand a setting of the host's to it, and its refusal to the client. */
+static enum cmd_status
+set_on_host (struct client *c, FILE *fp, const char *key, uint64_t value)
+{
+  struct control_host *host = &c->ctl->host;
+  char why[160];
+
+  if (host->set (host->opaque, key, value, why, sizeof why) < 0)
+    return fail (c, fp, "%s", why);
   return CMD_OK;
 }
 
@@ -477,7 +536,10 @@ cmd_set (struct client *c, int argc, char **argv, FILE *fp)
                      "cache-size: expected a size such as 512M, "
                      "got '%s'",
                      printable (value, word, sizeof word));
-      return submit (c, fp, SERVICE_JOB_SET_CACHE_SIZE, n, resize_done);
+      if (check_cache_size (c, fp, value, n) == CMD_ERROR)
+        return CMD_ERROR;
+      return submit (c, fp, "set cache-size", CONTROL_JOB_SET_CACHE_SIZE, n,
+                     resize_done);
     }
   if (strcmp (key, "dirty-expire") == 0)
     {
@@ -486,11 +548,15 @@ cmd_set (struct client *c, int argc, char **argv, FILE *fp)
                      "dirty-expire: expected seconds from 0 to %d, "
                      "got '%s'",
                      MAX_DIRTY_EXPIRE, printable (value, word, sizeof word));
-      service_set_dirty_expire (c->ctl->s, n);
-      return CMD_OK;
+      return set_on_host (c, fp, key, n);
     }
   if (strcmp (key, "dirty-background") == 0 || strcmp (key, "dirty-limit") == 0)
-    return set_percent (c, fp, key, value);
+    {
+      if (parse_uint (value, 100, &n) < 0)
+        return fail (c, fp, "%s: expected a percentage from 0 to 100, got '%s'",
+                     key, printable (value, word, sizeof word));
+      return set_on_host (c, fp, key, n);
+    }
   return fail (c, fp,
                "set: unknown setting '%s' (cache-size, dirty-expire, "
                "dirty-background, dirty-limit)",
@@ -579,8 +645,7 @@ execute (struct client *c, char *line)
   FILE *fp;
 
   if (ctl->debug)
-    service_log (ctl->s, SERVICE_LOG_DEBUG,
-                 "control: client %" PRIu64 ": %.80s", c->id, line);
+    control_log (ctl, false, "control: client %" PRIu64 ": %.80s", c->id, line);
   argc = split (line, argv);
   if (argc == 0)
     return;
@@ -677,31 +742,32 @@ client_free (struct client *c)
   if (!c->gone)
     {
       ev_io_stop (ctl->loop, &c->io);
+      ev_timer_stop (ctl->loop, &c->idle);
       close (c->fd);
-      ctl->nr_clients--;
     }
+  ctl->nr_clients--;
   free (c->out);
   free (c);
 }
 
-/* The client hung up or broke the protocol: close it, or if its command
- * is still on the worker, leave it to the completion to free. */
+/* The client hung up, broke the protocol or stayed idle: close it, or if
+ * its command is still on the worker, close its socket and leave the rest
+ * to the completion, the client still counting toward the limit. */
 static void
 client_drop (struct client *c)
 {
   struct control *ctl = c->ctl;
 
   if (ctl->debug)
-    service_log (ctl->s, SERVICE_LOG_DEBUG,
-                 "control: client %" PRIu64 " closed", c->id);
+    control_log (ctl, false, "control: client %" PRIu64 " closed", c->id);
   if (!c->busy)
     {
       client_free (c);
       return;
     }
   ev_io_stop (ctl->loop, &c->io);
+  ev_timer_stop (ctl->loop, &c->idle);
   close (c->fd);
-  ctl->nr_clients--;
   c->gone = true;
 }
 
@@ -736,6 +802,24 @@ on_client (struct ev_loop *loop, ev_io *w, int revents)
   client_run (c);
 }
 
+/* No bytes for an idle period: drop the client, unless its command is
+ * still running (a long flush is not the client's idleness). */
+static void
+on_idle (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct client *c = w->data;
+
+  if (c->busy)
+    {
+      ev_timer_again (loop, w);
+      return;
+    }
+  if (c->ctl->debug)
+    control_log (c->ctl, false, "control: client %" PRIu64 " idle for %.0f s",
+                 c->id, w->repeat);
+  client_drop (c);
+}
+
 static void
 client_new (struct control *ctl, int fd)
 {
@@ -751,14 +835,17 @@ client_new (struct control *ctl, int fd)
   c->id = ++ctl->next_id;
   ev_io_init (&c->io, on_client, fd, 0);
   c->io.data = c;
+  ev_init (&c->idle, on_idle);
+  c->idle.repeat = ctl->idle_seconds;
+  c->idle.data = c;
+  ev_timer_again (ctl->loop, &c->idle);
   c->next = ctl->clients;
   if (ctl->clients)
     ctl->clients->prev = c;
   ctl->clients = c;
   ctl->nr_clients++;
   if (ctl->debug)
-    service_log (ctl->s, SERVICE_LOG_DEBUG,
-                 "control: client %" PRIu64 " connected", c->id);
+    control_log (ctl, false, "control: client %" PRIu64 " connected", c->id);
   update_events (c);
 }
 
@@ -769,8 +856,7 @@ refuse (struct control *ctl, int fd)
 
   if (send (fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT) == -1
       && ctl->debug)
-    service_log (ctl->s, SERVICE_LOG_DEBUG, "control: refusing: %s",
-                 strerror (errno));
+    control_log (ctl, false, "control: refusing: %s", strerror (errno));
   close (fd);
   ctl->errors++;
 }
@@ -805,8 +891,7 @@ on_accept (struct ev_loop *loop, ev_io *w, int revents)
         return;
       /* Out of descriptors or memory: the socket stays readable, so pause
        * rather than spin. */
-      service_log (ctl->s, SERVICE_LOG_ERROR,
-                   "control: accept: %s; pausing for a second",
+      control_log (ctl, true, "control: accept: %s; pausing for a second",
                    strerror (errno));
       ev_io_stop (loop, &ctl->accept_io);
       ev_timer_start (loop, &ctl->backoff);
@@ -815,10 +900,12 @@ on_accept (struct ev_loop *loop, ev_io *w, int revents)
 }
 
 void
-control_start (struct control *ctl, struct service *s, struct ev_loop *loop,
-               bool debug)
+control_start (struct control *ctl, const struct control_host *host,
+               struct ev_loop *loop, bool debug)
 {
-  ctl->s = s;
+  ctl->host = *host;
+  ctl->idle_seconds
+      = host->idle_seconds ? host->idle_seconds : CONTROL_IDLE_SECONDS;
   ctl->loop = loop;
   ctl->debug = debug;
   ev_io_init (&ctl->accept_io, on_accept, ctl->fd, EV_READ);

@@ -114,11 +114,16 @@ static const struct metric_def service_defs[] = {
   { "writeback_background_passes", METRIC_COUNTER, S (background_passes),
     "Background writeback passes started by dirty-background." },
   { "control_clients", METRIC_GAUGE, S (control_clients),
-    "Connections to the control socket now." },
+    "Control connections now, with those that hung up while a command "
+    "of theirs runs." },
   { "control_commands", METRIC_COUNTER, S (control_commands),
     "Commands received on the control socket." },
   { "control_errors", METRIC_COUNTER, S (control_errors),
     "Control commands answered with an error." },
+  { "control_jobs_queued", METRIC_GAUGE, S (control_jobs_queued),
+    "Control commands waiting for the worker (at most 8)." },
+  { "control_idle_seconds", METRIC_GAUGE, S (control_idle),
+    "Seconds after which an idle control connection is closed." },
 };
 
 #undef E

@@ -17,11 +17,19 @@
  * writeback.  So data dirtied at time t is on its way to the disk by
  * t + dirty-expire + 250 ms, plus the time the jobs queued before it take.
  *
+ * Control jobs: the control socket reaches the service only through the
+ * struct control_host built here (see service.h for why the dependency
+ * goes this way).  A job carries a list of waiters, the clients to answer
+ * when it is done: one, or several for a flush others joined while it
+ * waited in the queue.  At most SERVICE_JOBS_MAX control jobs wait in the
+ * todo list ("queued", counted under the queue mutex).
+ *
  * Field ownership: settings, counters and the writeback flag belong to the
  * loop thread (before service_start and after service_stop, to the caller
- * of those); the todo and done lists and the stopping flag to the queue
- * mutex, which is a leaf.  Jobs carry the settings they need, so the worker
- * reads nothing the loop thread writes.
+ * of those); the todo and done lists, the queued count and the stopping
+ * flag to the queue mutex, which is a leaf.  Jobs carry the settings they
+ * need, so the worker reads nothing the loop thread writes, and the
+ * worker never touches a job's waiters.
  */
 #include <config.h>
 
@@ -37,21 +45,29 @@
 #include <ev.h>
 
 #include "control.h"
+#include "metrics.h"
 #include "service.h"
 
 #define TICK_SECONDS 0.25
 #define NS_PER_SECOND 1000000000ULL
 
+/* A control client waiting for a job. */
+struct waiter
+{
+  control_done_fn done;
+  void *client;
+  struct waiter *next;
+};
+
 /* A job: one of the control socket's kinds, or the timer's writeback. */
 struct job
 {
-  bool writeback; /* the timer's; KIND is unused */
-  enum service_job_kind kind;
+  bool writeback; /* the timer's; KIND and WAITERS are unused */
+  enum control_job kind;
   uint64_t arg;                /* SET_CACHE_SIZE: the size */
   unsigned expire, background; /* writeback: the settings when queued */
   bool expired;                /* writeback: started by dirty-expire */
-  service_done_fn done;
-  void *opaque;
+  struct waiter *waiters;
   int result;
   uint64_t value;
   struct job *next;
@@ -86,6 +102,7 @@ struct service
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct job_list todo, done;
+  unsigned queued; /* control jobs in TODO */
   bool stopping;
 };
 
@@ -110,17 +127,33 @@ list_take_all (struct job_list *l)
 }
 
 static void
+free_waiters (struct waiter *w)
+{
+  while (w)
+    {
+      struct waiter *next = w->next;
+      free (w);
+      w = next;
+    }
+}
+
+static void
 free_jobs (struct job *j)
 {
   while (j)
     {
       struct job *next = j->next;
+      free_waiters (j->waiters);
       free (j);
       j = next;
     }
 }
 
-void
+static void service_log (struct service *s, enum service_log_level level,
+                         const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
 service_log (struct service *s, enum service_log_level level, const char *fmt,
              ...)
 {
@@ -161,13 +194,13 @@ run_job (struct service *s, struct job *j)
     }
   switch (j->kind)
     {
-    case SERVICE_JOB_FLUSH:
+    case CONTROL_JOB_FLUSH:
       j->result = engine_flush (s->e);
       break;
-    case SERVICE_JOB_DROP_CLEAN:
+    case CONTROL_JOB_DROP_CLEAN:
       j->value = engine_drop_clean (s->e);
       break;
-    case SERVICE_JOB_SET_CACHE_SIZE:
+    case CONTROL_JOB_SET_CACHE_SIZE:
       j->result = engine_set_cache_size (s->e, j->arg);
       break;
     }
@@ -189,6 +222,8 @@ worker_main (void *arg)
       s->todo.head = j->next;
       if (s->todo.head == NULL)
         s->todo.tail = NULL;
+      if (!j->writeback)
+        s->queued--;
       pthread_mutex_unlock (&s->lock);
 
       run_job (s, j);
@@ -251,8 +286,9 @@ on_done (struct ev_loop *loop, ev_async *w, int revents)
       struct job *next = j->next;
       if (j->writeback)
         writeback_done (s, j);
-      else
-        j->done (j->opaque, j->result, j->value);
+      for (struct waiter *wt = j->waiters; wt; wt = wt->next)
+        wt->done (wt->client, j->result, j->value);
+      free_waiters (j->waiters);
       free (j);
       j = next;
     }
@@ -303,8 +339,81 @@ loop_main (void *arg)
   return NULL;
 }
 
-/* --- public ---------------------------------------------------------- */
+/* --- the control socket's host ------------------------------------ */
 
+/* The flush waiting in the queue, not started, or NULL.  Queue mutex. */
+static struct job *
+queued_flush (struct service *s)
+{
+  for (struct job *q = s->todo.head; q; q = q->next)
+    if (!q->writeback && q->kind == CONTROL_JOB_FLUSH)
+      return q;
+  return NULL;
+}
+
+/* Queue a control job, or join a flush still waiting in the queue. */
+static int
+host_submit (void *opaque, enum control_job kind, uint64_t arg,
+             control_done_fn done, void *client)
+{
+  struct service *s = opaque;
+  struct waiter *w = malloc (sizeof *w);
+  struct job *j = calloc (1, sizeof *j), *q = NULL;
+  int r = 0;
+
+  if (w == NULL || j == NULL)
+    {
+      free (w);
+      free (j);
+      return -ENOMEM;
+    }
+  *w = (struct waiter){ .done = done, .client = client };
+  pthread_mutex_lock (&s->lock);
+  /* Only a flush that has not started may be joined: one that is running
+   * may have passed writes the new request must cover. */
+  if (kind == CONTROL_JOB_FLUSH)
+    q = queued_flush (s);
+  if (q)
+    {
+      w->next = q->waiters;
+      q->waiters = w;
+    }
+  else if (s->queued >= SERVICE_JOBS_MAX)
+    r = -EBUSY;
+  else
+    {
+      *j = (struct job){ .kind = kind, .arg = arg, .waiters = w };
+      list_push (&s->todo, j);
+      s->queued++;
+      pthread_cond_signal (&s->cond);
+      j = NULL;
+    }
+  pthread_mutex_unlock (&s->lock);
+  if (r < 0)
+    free (w);
+  free (j);
+  return r;
+}
+
+static void
+host_print_stats (void *opaque, FILE *fp, bool prometheus)
+{
+  struct service *s = opaque;
+  struct metric m[METRICS_MAX];
+  struct engine_stats es;
+  struct service_stats ss;
+  size_t n;
+
+  engine_get_stats (s->e, &es);
+  service_get_stats (s, &ss);
+  n = metrics_collect (&es, &ss, m);
+  if (prometheus)
+    metrics_print_prometheus (fp, m, n);
+  else
+    metrics_print_text (fp, m, n);
+}
+
+/* Whether PCT may be dirty-background: not above the dirty limit. */
 static int
 check_background (struct service *s, unsigned pct)
 {
@@ -313,6 +422,50 @@ check_background (struct service *s, unsigned pct)
   engine_get_stats (s->e, &st);
   return pct > st.dirty_limit ? -EINVAL : 0;
 }
+
+/* The writeback settings the control socket may change: dirty-expire,
+ * dirty-background or dirty-limit.  dirty-limit is the engine's, but its
+ * bound is dirty-background, which is ours. */
+static int
+host_set (void *opaque, const char *key, uint64_t value, char *why,
+          size_t whylen)
+{
+  struct service *s = opaque;
+
+  if (strcmp (key, "dirty-expire") == 0)
+    s->dirty_expire = value;
+  else if (strcmp (key, "dirty-background") == 0)
+    {
+      if (check_background (s, value) < 0)
+        {
+          snprintf (why, whylen,
+                    "dirty-background %" PRIu64 " would be above dirty-limit",
+                    value);
+          return -EINVAL;
+        }
+      s->dirty_background = value;
+    }
+  else if (value == 0 || value < s->dirty_background)
+    {
+      snprintf (why, whylen,
+                "dirty-limit %" PRIu64 " must be at least 1 and "
+                "dirty-background (%u)",
+                value, s->dirty_background);
+      return -EINVAL;
+    }
+  else
+    engine_set_dirty_limit (s->e, value);
+  return 0;
+}
+
+static void
+host_log (void *opaque, bool error, const char *msg)
+{
+  service_log (opaque, error ? SERVICE_LOG_ERROR : SERVICE_LOG_DEBUG, "%s",
+               msg);
+}
+
+/* --- public ---------------------------------------------------------- */
 
 struct service *
 service_new (const struct service_config *cfg, char *err, size_t errlen)
@@ -399,7 +552,18 @@ service_start (struct service *s)
       ev_timer_start (s->loop, &s->tick);
     }
   if (s->control)
-    control_start (s->control, s, s->loop, s->cfg.debug_control);
+    {
+      struct control_host host = {
+        .opaque = s,
+        .engine = s->e,
+        .idle_seconds = s->cfg.control_idle,
+        .submit = host_submit,
+        .print_stats = host_print_stats,
+        .set = host_set,
+        .log = host_log,
+      };
+      control_start (s->control, &host, s->loop, s->cfg.debug_control);
+    }
   s->started_at = cache_clock ();
   s->started_here = true;
   r = start_threads (s);
@@ -453,44 +617,13 @@ service_get_stats (struct service *s, struct service_stats *st)
   st->expired_passes = s->expired_passes;
   st->background_passes = s->background_passes;
   if (s->control)
-    control_get_counts (s->control, &st->control_clients, &st->control_commands,
-                        &st->control_errors);
-}
-
-struct engine *
-service_engine (struct service *s)
-{
-  return s->e;
-}
-
-int
-service_set_dirty_expire (struct service *s, unsigned seconds)
-{
-  s->dirty_expire = seconds;
-  return 0;
-}
-
-int
-service_set_dirty_background (struct service *s, unsigned pct)
-{
-  if (pct > 100 || check_background (s, pct) < 0)
-    return -EINVAL;
-  s->dirty_background = pct;
-  return 0;
-}
-
-int
-service_submit (struct service *s, enum service_job_kind kind, uint64_t arg,
-                service_done_fn done, void *opaque)
-{
-  struct job *j = calloc (1, sizeof *j);
-
-  if (j == NULL)
-    return -ENOMEM;
-  j->kind = kind;
-  j->arg = arg;
-  j->done = done;
-  j->opaque = opaque;
-  queue_job (s, j);
-  return 0;
+    {
+      control_get_counts (s->control, &st->control_clients,
+                          &st->control_commands, &st->control_errors);
+      st->control_idle
+          = s->cfg.control_idle ? s->cfg.control_idle : CONTROL_IDLE_SECONDS;
+    }
+  pthread_mutex_lock (&s->lock);
+  st->control_jobs_queued = s->queued;
+  pthread_mutex_unlock (&s->lock);
 }

@@ -13,9 +13,26 @@
  * service_start after the fork (threads do not survive fork), service_stop
  * and service_free at unload, before the engine is freed.
  *
+ * The service owns the control socket and serves it: service.c includes
+ * control.h, never the other way round.  The control socket is the line
+ * protocol only; what it needs from its host (the job queue, the stats,
+ * the writeback settings) it reaches through the struct control_host the
+ * service hands it, so the protocol can be read, and tested, without the
+ * threads, and the service's queue rules live in one place.
+ *
+ * The worker's queue holds at most SERVICE_JOBS_MAX control jobs waiting
+ * to run (the running one and the timer's writeback job are not counted);
+ * a control job past that is refused with -EBUSY.  A flush asked for while
+ * another is still waiting in the queue joins that one: it has not
+ * started, so it covers every write the newer request must cover, and all
+ * its waiters get its result.  With at most CONTROL_MAX_CLIENTS clients,
+ * each with one command at a time, the queue and its waiters are bounded,
+ * and the timer's writeback job never waits behind more than
+ * SERVICE_JOBS_MAX jobs.
+ *
  * Unless a function says otherwise it may only be called from the thread
  * that called service_new while the service is not running, or from the
- * loop thread (that is, from the control socket's handlers) while it is.
+ * loop thread while it is.
  */
 #ifndef BLKCACHE_SERVICE_H
 #define BLKCACHE_SERVICE_H
@@ -25,6 +42,9 @@
 #include <stdint.h>
 
 #include "engine.h"
+
+/* Control jobs that may wait in the worker's queue at once. */
+#define SERVICE_JOBS_MAX 8
 
 enum service_log_level
 {
@@ -41,6 +61,7 @@ struct service_config
   unsigned dirty_background; /* percent of the cache size */
   bool debug_writeback;      /* log every background writeback pass */
   bool debug_control;        /* log control connections and commands */
+  unsigned control_idle;     /* seconds; 0: CONTROL_IDLE_SECONDS */
   /* Where messages go (nbdkit_debug and nbdkit_error in the plugin).  It is
    * called from the service's threads. */
   void (*log) (enum service_log_level level, const char *msg);
@@ -50,13 +71,15 @@ struct service_config
 struct service_stats
 {
   uint64_t uptime_seconds;
-  uint64_t dirty_expire;      /* seconds */
-  uint64_t dirty_background;  /* percent */
-  uint64_t expired_passes;    /* timer passes that wrote back old blocks */
-  uint64_t background_passes; /* passes started by dirty-background */
-  uint64_t control_clients;   /* connected now */
-  uint64_t control_commands;  /* command lines handled */
-  uint64_t control_errors;    /* commands answered with an error */
+  uint64_t dirty_expire;        /* seconds */
+  uint64_t dirty_background;    /* percent */
+  uint64_t expired_passes;      /* timer passes that wrote back old blocks */
+  uint64_t background_passes;   /* passes started by dirty-background */
+  uint64_t control_clients;     /* connected now, or gone with a job left */
+  uint64_t control_commands;    /* command lines handled */
+  uint64_t control_errors;      /* commands answered with an error */
+  uint64_t control_jobs_queued; /* control jobs waiting for the worker */
+  uint64_t control_idle;        /* seconds before an idle client is dropped */
 };
 
 struct service;
@@ -82,36 +105,5 @@ void service_free (struct service *s);
 
 /* Copy the counters into *STATS. */
 void service_get_stats (struct service *s, struct service_stats *stats);
-
-/* The engine the service drives. */
-struct engine *service_engine (struct service *s);
-
-/* Change the background writeback settings (see service_config).  Return 0
- * or -EINVAL (dirty-background above the engine's dirty limit, or above
- * 100). */
-int service_set_dirty_expire (struct service *s, unsigned seconds);
-int service_set_dirty_background (struct service *s, unsigned pct);
-
-/* Jobs the control socket hands to the worker. */
-enum service_job_kind
-{
-  SERVICE_JOB_FLUSH,          /* engine_flush */
-  SERVICE_JOB_DROP_CLEAN,     /* engine_drop_clean; VALUE: blocks dropped */
-  SERVICE_JOB_SET_CACHE_SIZE, /* engine_set_cache_size (ARG) */
-};
-
-/* Called on the loop thread when a job has run, with its result (0 or a
- * negative errno) and value. */
-typedef void (*service_done_fn) (void *opaque, int result, uint64_t value);
-
-/* Queue a job for the worker; DONE (OPAQUE, ...) runs on the loop thread
- * once it has run, unless the service stops first.  Loop thread only.
- * Returns 0 or -ENOMEM. */
-int service_submit (struct service *s, enum service_job_kind kind, uint64_t arg,
-                    service_done_fn done, void *opaque);
-
-/* Log a message through the configured function.  Any thread. */
-void service_log (struct service *s, enum service_log_level level,
-                  const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
 #endif /* BLKCACHE_SERVICE_H */
