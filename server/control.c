@@ -456,6 +456,21 @@ cmd_flush (struct client *c, int argc, char **argv, FILE *fp)
   return submit (c, fp, "flush", CONTROL_JOB_FLUSH, 0, flush_done);
 }
 
+/* Clear a latched sync failure (nbdkit-blkcache-plugin(1), ERRORS AND
+ * DURABILITY): flushes and FUA requests run syncs again.  No disk I/O, so
+ * it runs here on the loop thread. */
+static enum cmd_status
+cmd_clear_errors (struct client *c, int argc, char **argv, FILE *fp)
+{
+  struct control_host *host = &c->ctl->host;
+
+  if (engine_clear_errors (host->engine))
+    host->log (host->opaque, true,
+               "clear-errors: the failed fdatasync is cleared; flushes and "
+               "FUA requests sync again");
+  return CMD_OK;
+}
+
 static enum cmd_status
 cmd_drop_clean (struct client *c, int argc, char **argv, FILE *fp)
 {
@@ -579,6 +594,9 @@ static const struct command command_table[] = {
     "flush                     write every dirty block back, fdatasync" },
   { "drop-clean", 0, 0, cmd_drop_clean,
     "drop-clean                drop every clean unpinned block" },
+  { "clear-errors", 0, 0, cmd_clear_errors,
+    "clear-errors              let flushes and FUA run again after a "
+    "failed fdatasync" },
   { "set", 2, 2, cmd_set,
     "set cache-size SIZE       resize the cache, writing back first\n"
     "set dirty-expire SECS     write back data dirty this long (0: never)\n"

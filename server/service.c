@@ -257,8 +257,8 @@ writeback_done (struct service *s, struct job *j)
     s->background_passes++;
   if (j->result < 0)
     service_log (s, SERVICE_LOG_ERROR,
-                 "background writeback failed: %s (the next flush reports "
-                 "it)",
+                 "background writeback failed: %s (the data stays dirty; "
+                 "flushes fail until it can be written)",
                  strerror (-j->result));
   if (s->cfg.debug_writeback)
     {

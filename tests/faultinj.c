@@ -23,8 +23,10 @@
  *
  *       OP is read (pread, pread64, preadv, preadv64, preadv2, preadv64v2,
  *       Linux AIO reads), write (pwrite, pwrite64, pwritev, pwritev64,
- *       pwritev2, pwritev64v2, AIO writes), sync (fdatasync, fsync,
- *       sync_file_range, AIO fsync/fdsync; OFFSET and LENGTH ignored),
+ *       pwritev2, pwritev64v2, AIO writes, and sync_file_range, which
+ *       waits for the kernel's writeback of a range's pages: a disk that
+ *       refuses the range fails that writeback), sync (fdatasync, fsync,
+ *       AIO fsync/fdsync; OFFSET and LENGTH ignored),
  *       fallocate (fallocate, fallocate64, every mode), ioctl (BLKDISCARD,
  *       BLKZEROOUT, BLKSECDISCARD), or nth: the Nth read, write, sync or
  *       fallocate of the target (N = OFFSET, from 1, LENGTH ignored),
@@ -539,7 +541,7 @@ fsync (int fd)
 int
 sync_file_range (int fd, off64_t offset, off64_t n, unsigned int flags)
 {
-  int err = fault_for (fd, OP_SYNC, 0, 0);
+  int err = fault_for (fd, OP_WRITE, offset, n);
   return err ? fail_with (err) : real.sync_file_range (fd, offset, n, flags);
 }
 
