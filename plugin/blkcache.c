@@ -71,11 +71,14 @@ NBDKIT_DLL_PUBLIC int blkcache_debug_control = 0;
  * default 60, so that a test need not wait a minute. */
 NBDKIT_DLL_PUBLIC int blkcache_debug_control_idle_s = 0;
 
-/* Where the engine reports what an administrator must act on. */
+/* Where the engine and the service send their messages (log.h). */
 static void
-log_error (const char *msg)
+log_to_nbdkit (enum log_level level, const char *msg)
 {
-  nbdkit_error ("%s", msg);
+  if (level == LOG_LEVEL_ERROR)
+    nbdkit_error ("%s", msg);
+  else
+    nbdkit_debug ("%s", msg);
 }
 
 /* Log every counter (the control socket's stats) with -v. */
@@ -295,7 +298,7 @@ blkcache_config_complete (void)
   config.flush_skip_sync = blkcache_debug_flush_skip_sync;
   config.exit_flush_s = blkcache_debug_exit_flush_s < 0
                             ? 0 : blkcache_debug_exit_flush_s;
-  config.log_error = log_error;
+  config.log = log_to_nbdkit;
   return 0;
 }
 
@@ -378,14 +381,6 @@ nbdkit_is_read_only (void)
   return ro;
 }
 
-static void
-service_log_to_nbdkit (enum service_log_level level, const char *msg)
-{
-  if (level == SERVICE_LOG_ERROR)
-    nbdkit_error ("%s", msg);
-  else
-    nbdkit_debug ("%s", msg);
-}
 
 /* Create the service if there is something for it to do: background
  * writeback, or a control socket. */
@@ -402,7 +397,7 @@ start_service (void)
     .debug_control = blkcache_debug_control,
     .control_idle = blkcache_debug_control_idle_s > 0
                         ? blkcache_debug_control_idle_s : 0,
-    .log = service_log_to_nbdkit,
+    .log = log_to_nbdkit,
   };
   char err[512];
 

@@ -70,7 +70,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,21 +123,6 @@ static uint64_t
 min_u64 (uint64_t a, uint64_t b)
 {
   return a < b ? a : b;
-}
-
-/* Log an error an administrator must act on. */
-static void
-log_error (struct engine *e, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-
-  if (e->cfg.log_error == NULL)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  e->cfg.log_error (msg);
 }
 
 struct engine *
@@ -198,7 +182,7 @@ log_dirty_ranges (struct engine *e, int err)
                                 runs, WRITEBACK_BATCH_RUNS)) > 0)
     {
       for (size_t i = 0; i < n; i++)
-        log_error (e,
+        log_printf (e->cfg.log, LOG_LEVEL_ERROR,
                    "dirty data lost at exit: bytes %" PRIu64 " to %" PRIu64
                    " were never written to the disk (%s)",
                    runs[i].start * B,
@@ -325,7 +309,7 @@ sync_store (void *opaque)
   int r = store_sync (e->st);
 
   if (r < 0)
-    log_error (e,
+    log_printf (e->cfg.log, LOG_LEVEL_ERROR,
                "fdatasync of the disk failed: %s; writes since the previous "
                "sync may be lost.  Every flush and FUA request now fails "
                "with EIO until an administrator runs the control command "

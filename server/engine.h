@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "log.h"
 #include "ordered.h"
 #include "store.h"
 
@@ -38,9 +39,9 @@ struct engine_config
                             * checker) */
   unsigned exit_flush_s;    /* how long engine_free retries a failing
                             * flush, in seconds */
-  /* Where errors an administrator must act on are reported (nbdkit_error
-   * in the plugin); NULL: nowhere.  Called from request threads. */
-  void (*log_error) (const char *msg);
+  /* Where errors an administrator must act on are reported (log.h); NULL:
+   * nowhere.  Called from request threads. */
+  log_fn log;
 };
 
 /* Counters; each is a snapshot taken without stopping the engine. */
@@ -80,7 +81,7 @@ struct engine *engine_new (struct store *st, const struct engine_config *cfg);
 /* Write back every dirty block, then free the engine and close its store.
  * No request may be in flight.  A failing flush is retried with backoff
  * for up to exit_flush_s seconds; then each dirty range still not written
- * is logged (log_error) and the flush's error returned: nothing dirty is
+ * is logged and the flush's error returned: nothing dirty is
  * dropped without a word. */
 int engine_free (struct engine *e);
 

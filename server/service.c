@@ -37,7 +37,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,24 +148,6 @@ free_jobs (struct job *j)
     }
 }
 
-static void service_log (struct service *s, enum service_log_level level,
-                         const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-service_log (struct service *s, enum service_log_level level, const char *fmt,
-             ...)
-{
-  char msg[512];
-  va_list ap;
-
-  if (s->cfg.log == NULL)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  s->cfg.log (level, msg);
-}
 
 /* --- the worker ------------------------------------------------------ */
 
@@ -256,7 +237,7 @@ writeback_done (struct service *s, struct job *j)
   else
     s->background_passes++;
   if (j->result < 0)
-    service_log (s, SERVICE_LOG_ERROR,
+    log_printf (s->cfg.log, LOG_LEVEL_ERROR,
                  "background writeback failed: %s (the data stays dirty; "
                  "flushes fail until it can be written)",
                  strerror (-j->result));
@@ -264,7 +245,7 @@ writeback_done (struct service *s, struct job *j)
     {
       struct engine_stats st;
       engine_get_stats (s->e, &st);
-      service_log (s, SERVICE_LOG_DEBUG,
+      log_printf (s->cfg.log, LOG_LEVEL_DEBUG,
                    "writeback: %s pass took %.3f ms; dirty now %" PRIu64
                    " bytes, %" PRIu64 " blocks written back so far",
                    j->expired ? "expired" : "background", j->value / 1e6,
@@ -317,7 +298,7 @@ on_tick (struct ev_loop *loop, ev_timer *w, int revents)
   j->background = s->dirty_background;
   j->expired = expired;
   if (s->cfg.debug_writeback)
-    service_log (s, SERVICE_LOG_DEBUG, "writeback: starting a pass (%s)",
+    log_printf (s->cfg.log, LOG_LEVEL_DEBUG, "writeback: starting a pass (%s)",
                  expired ? "dirty data older than dirty-expire"
                          : "dirty data above dirty-background");
   s->writeback_queued = true;
@@ -461,8 +442,10 @@ host_set (void *opaque, const char *key, uint64_t value, char *why,
 static void
 host_log (void *opaque, bool error, const char *msg)
 {
-  service_log (opaque, error ? SERVICE_LOG_ERROR : SERVICE_LOG_DEBUG, "%s",
-               msg);
+  struct service *s = opaque;
+
+  log_printf (s->cfg.log, error ? LOG_LEVEL_ERROR : LOG_LEVEL_DEBUG, "%s",
+              msg);
 }
 
 /* --- public ---------------------------------------------------------- */

@@ -46,12 +46,6 @@
 /* Control jobs that may wait in the worker's queue at once. */
 #define SERVICE_JOBS_MAX 8
 
-enum service_log_level
-{
-  SERVICE_LOG_DEBUG,
-  SERVICE_LOG_ERROR,
-};
-
 struct service_config
 {
   struct engine *engine;     /* the service does not own it */
@@ -64,7 +58,7 @@ struct service_config
   unsigned control_idle;     /* seconds; 0: CONTROL_IDLE_SECONDS */
   /* Where messages go (nbdkit_debug and nbdkit_error in the plugin).  It is
    * called from the service's threads. */
-  void (*log) (enum service_log_level level, const char *msg);
+  log_fn log;
 };
 
 /* Counters and settings of the service, for the control socket's stats. */
