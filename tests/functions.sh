@@ -217,6 +217,17 @@ start_control_server ()
   start_server "$@" control="$ctl"
 }
 
+# start_held_flush_server NAME US: a control server on $disk (make_disk)
+# with one dirty block, whose writeback race_window_us holds open US
+# microseconds, so a flush keeps the worker busy that long; no background
+# writeback, so only the control socket's jobs use the worker.
+start_held_flush_server ()
+{
+  start_control_server "$1" -D blkcache.race_window_us="$2" -- "$disk" \
+    dirty-expire=0 dirty-background=100 dirty-limit=100
+  nbdsh -u "$URI" -c 'h.pwrite(b"\x42" * 65536, 0)'
+}
+
 # stat_of NAME: the value of one counter in the stats of the control
 # socket $ctl.
 stat_of ()

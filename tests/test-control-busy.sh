@@ -10,10 +10,7 @@ requires nbdsh
 export PYTHONPATH="${top_srcdir:-..}/tests"
 
 make_disk 16M
-# No background writeback: only the control socket's jobs use the worker.
-start_control_server busy -D blkcache.race_window_us=3000000 -- "$disk" \
-  dirty-expire=0 dirty-background=100 dirty-limit=100
-nbdsh -u "$URI" -c 'h.pwrite(b"\x42" * 65536, 0)'
+start_held_flush_server busy 3000000
 
 /usr/bin/python3 - "$ctl" <<'PY'
 import sys

@@ -12,9 +12,7 @@ make_disk 16M
 
 # 1. Hung-up clients fill the limit while a flush held open by
 # race_window_us keeps their flushes waiting.
-start_control_server held -D blkcache.race_window_us=4000000 -- "$disk" \
-  dirty-expire=0 dirty-background=100 dirty-limit=100
-nbdsh -u "$URI" -c 'h.pwrite(b"\x42" * 65536, 0)'
+start_held_flush_server held 4000000
 /usr/bin/python3 - "$ctl" <<'PY'
 import sys
 from controlsock import Client, send_and_hang_up, wait_for
