@@ -2,7 +2,10 @@
  * provoke from outside.  The binary is linked with --wrap=malloc, so a test
  * can make the next malloc fail: on a fresh engine the first malloc of a
  * request is the extent tree's node for its range (the tree keeps freed
- * nodes, so only the first lock of a range allocates). */
+ * nodes, so only the first lock of a range allocates).  Against the
+ * engine before lock_range returned the tree's error, the three lock
+ * tests crash: the request ran without its range and extent_unlock
+ * aborted. */
 #include <config.h>
 
 #include <criterion/criterion.h>
@@ -142,9 +145,11 @@ Test (engine, lock_tree_enomem_fails_a_direct_write_and_extents)
   free_engine (e);
 }
 
-/* A flush whose writeback cannot lock its range fails, and the dirty
- * block stays dirty for the next flush, which writes it. */
-Test (engine, lock_tree_enomem_fails_a_flush_and_keeps_the_data)
+/* A flush whose writeback cannot get memory fails, and the dirty block
+ * stays dirty for the next flush, which writes it.  (The range's node is
+ * the one the write freed, so the malloc that fails here is the ordered
+ * extent's.) */
+Test (engine, enomem_in_writeback_fails_a_flush_and_keeps_the_data)
 {
   struct engine *e = new_engine (ENGINE_CACHE_WRITEBACK);
   struct engine_stats s;
