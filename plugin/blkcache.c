@@ -38,6 +38,13 @@ static struct engine_config config = {
   .block_size = 64 * 1024,
   .dirty_limit = 50,
 };
+/* Range locks allocated at start-up (about 50 bytes each): each request
+ * thread holds at most one range, and a flush at most 64 while it takes a
+ * batch, so 1024 covers nbdkit's 16 threads on dozens of connections with
+ * flushes among them before a lock ever allocates (and could fail with
+ * ENOMEM). */
+#define LOCK_NODES 1024
+
 static char *control_path;
 static bool sched_batch = true;
 static unsigned dirty_expire = 5;
@@ -296,6 +303,7 @@ blkcache_config_complete (void)
   config.race_window_us = blkcache_debug_race_window_us;
   config.skip_recheck = blkcache_debug_skip_recheck;
   config.flush_skip_sync = blkcache_debug_flush_skip_sync;
+  config.lock_nodes = LOCK_NODES;
   config.exit_flush_s = blkcache_debug_exit_flush_s < 0
                             ? 0 : blkcache_debug_exit_flush_s;
   config.log = log_to_nbdkit;

@@ -141,6 +141,11 @@ engine_new (struct store *st, const struct engine_config *cfg)
   e->oq = ordered_queue_new ();
   if (e->locks == NULL || e->oq == NULL)
     goto fail;
+  if (extent_tree_reserve (e->locks, cfg->lock_nodes) < 0)
+    {
+      errno = ENOMEM;
+      goto fail;
+    }
   if (cfg->mode != ENGINE_CACHE_NONE)
     {
       if (cfg->block_size < st->align)

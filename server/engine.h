@@ -37,6 +37,10 @@ struct engine_config
   bool flush_skip_sync;    /* debug: a flush replies without its fdatasync
                             * (a negative control for the power-cut
                             * checker) */
+  unsigned lock_nodes;      /* range locks allocated up front: requests
+                            * lock without allocating while no more are
+                            * held or awaited at once (else one that
+                            * cannot allocate fails with -ENOMEM) */
   unsigned exit_flush_s;    /* how long engine_free retries a failing
                             * flush, in seconds */
   /* Where errors an administrator must act on are reported (log.h); NULL:

@@ -19,12 +19,18 @@
 #ifndef BLKCACHE_EXTENT_TREE_H
 #define BLKCACHE_EXTENT_TREE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct extent_tree;
 
 /* Allocate an empty tree.  Returns NULL with errno set on failure. */
 struct extent_tree *extent_tree_new (void);
+
+/* Allocate N nodes up front: while no more than N ranges are held or
+ * awaited at once, extent_lock and extent_trylock allocate nothing and
+ * cannot fail with -ENOMEM.  Returns 0 or -ENOMEM. */
+int extent_tree_reserve (struct extent_tree *tree, size_t n);
 
 /* Free a tree; no range may be held and no locker may be waiting. */
 void extent_tree_free (struct extent_tree *tree);

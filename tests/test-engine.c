@@ -42,13 +42,15 @@ enum { DISK = 1024 * 1024, BLOCK = 64 * 1024 };
 
 static char path[] = "test-engine.XXXXXX";
 
-/* A fresh engine in MODE over a 1 MiB file of 0x5a bytes: its extent
- * tree has never allocated a node. */
+/* A fresh engine in MODE over a 1 MiB file of 0x5a bytes, with LOCK_NODES
+ * range locks allocated up front (with 0, its extent tree has never
+ * allocated a node). */
 static struct engine *
-new_engine (enum engine_cache_mode mode)
+new_engine_with (enum engine_cache_mode mode, unsigned lock_nodes)
 {
   struct engine_config cfg = { .mode = mode, .cache_size = 4 * BLOCK,
-                               .block_size = BLOCK, .dirty_limit = 100 };
+                               .block_size = BLOCK, .dirty_limit = 100,
+                               .lock_nodes = lock_nodes };
   struct store *st;
   char err[256], *buf = malloc (DISK);
   int fd = mkstemp (path);
@@ -64,6 +66,12 @@ new_engine (enum engine_cache_mode mode)
   struct engine *e = engine_new (st, &cfg);
   cr_assert_not_null (e);
   return e;
+}
+
+static struct engine *
+new_engine (enum engine_cache_mode mode)
+{
+  return new_engine_with (mode, 0);
 }
 
 static void
@@ -168,5 +176,20 @@ Test (engine, enomem_in_writeback_fails_a_flush_and_keeps_the_data)
   cr_assert (pread (fd, disk, sizeof disk, 3 * BLOCK) == sizeof disk);
   close (fd);
   cr_assert_eq (memcmp (disk, buf, sizeof buf), 0);
+  free_engine (e);
+}
+
+/* With range locks allocated up front, locking needs no memory: the same
+ * failing malloc that fails block status on a fresh tree is not hit. */
+Test (engine, reserved_locks_need_no_malloc)
+{
+  struct engine *e = new_engine_with (ENGINE_CACHE_WRITEBACK, 4);
+  int runs = 0;
+
+  arm ();
+  cr_assert_eq (engine_extents (e, DISK, 0, count_extents, &runs), 0);
+  cr_assert_eq (mallocs_failed, 0);
+  cr_assert_gt (runs, 0);
+  fail_next_malloc = false;
   free_engine (e);
 }
