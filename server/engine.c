@@ -33,8 +33,9 @@
  * otherwise see the bytes of the block its buffer held before.
  * Writeback locks a run of dirty blocks, adds an ordered extent, marks
  * them WRITEBACK, unlocks, writes, and marks them CLEAN (or DIRTY again on
- * error, which fails every flush that overlapped it: engine_flush).  Blocks in WRITEBACK are never
- * written into: every writer's lock_range() waits for that extent first.
+ * error, which fails every flush that overlapped it: engine_flush).
+ * Blocks in WRITEBACK are never written into: every writer's lock_range()
+ * waits for that extent first.
  *
  * Memory.  cache_alloc() never sleeps.  When it fails, the caller unlocks
  * its range, makes room with no lock held (writing back a dirty victim, or
@@ -109,7 +110,8 @@ struct engine
   _Atomic uint64_t writeback_blocks, writeback_errors;
   _Atomic uint64_t lock_waits, recheck_retries, dirty_limit_waits;
   _Atomic uint64_t uncached_reads, degraded_writethrough;
-  _Atomic unsigned writeback_failures; /* in a row; 0 after a success */
+  _Atomic uint64_t writeback_failures; /* block writebacks failed in a row
+                                        * (count_failures) */
 };
 
 static void
@@ -448,6 +450,19 @@ writeback_begin (struct engine *e, uint64_t first, uint64_t n,
   return r;
 }
 
+/* Count a batch's block writebacks for degraded writethrough: FAILED add
+ * to the failures in a row, else any block WRITTEN ends them.  Once per
+ * batch, and a store only when the count changes, so writebacks that keep
+ * succeeding do not write the line every cached write reads. */
+static void
+count_failures (struct engine *e, uint64_t failed, uint64_t written)
+{
+  if (failed > 0)
+    atomic_fetch_add (&e->writeback_failures, failed);
+  else if (written > 0 && atomic_load (&e->writeback_failures) != 0)
+    atomic_store (&e->writeback_failures, 0);
+}
+
 /* Write back the dirty blocks of the NR RUNS, ascending and disjoint: take
  * them all (writeback_begin), then write all their dirty parts as one
  * store batch, so the disk sees them together, then end each block's
@@ -466,6 +481,7 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
   struct wb_run *w = calloc (nr, sizeof *w);
   struct store_io *ios = NULL;
   size_t taken, nios = 0;
+  uint64_t failed = 0, written = 0;
   int err = 0;
 
   if (w == NULL)
@@ -510,14 +526,14 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
           if (res < 0)
             {
               bump (&e->writeback_errors);
-              atomic_fetch_add (&e->writeback_failures, 1);
+              failed++;
               if (run_err == 0)
                 run_err = res;
             }
           else
             {
               bump (&e->writeback_blocks);
-              atomic_store (&e->writeback_failures, 0);
+              written++;
             }
           cache_end_writeback (e->cache, b, res);
           cache_unpin (e->cache, b);
@@ -528,6 +544,7 @@ writeback_runs (struct engine *e, const struct cache_run *runs, size_t nr)
         err = run_err;
       free (w[r].blocks);
     }
+  count_failures (e, failed, written);
   free (ios);
   free (w);
   return err;
@@ -1052,25 +1069,36 @@ write_zeroes (struct engine *e, uint64_t from, uint64_t to)
   return r;
 }
 
+/* The store-aligned interior [*MID_START, *MID_END) of a request's range,
+ * which the disk's end closes even when unaligned; empty (both at the
+ * request's end) when the range lies within one sector. */
+static void
+aligned_interior (const struct engine *e, const struct direct_req *q,
+                  uint64_t *mid_start, uint64_t *mid_end)
+{
+  uint64_t end = q->offset + q->count;
+
+  *mid_start = store_align_up (e->st, q->offset);
+  *mid_end = end == e->st->size ? end : store_align_down (e->st, end);
+  if (*mid_start >= *mid_end)
+    *mid_start = *mid_end = end;
+}
+
 /* Zero [offset, offset+count) on the store: edges by read-modify-write,
  * the aligned middle by store_zero.  The caller holds the range. */
 static int
 zero_store (struct engine *e, const struct direct_req *q)
 {
-  struct store *st = e->st;
-  uint64_t mid_start = store_align_up (st, q->offset);
-  uint64_t end = q->offset + q->count;
-  uint64_t mid_end = end == st->size ? end : store_align_down (st, end);
+  uint64_t mid_start, mid_end;
   int r;
 
-  if (mid_start >= mid_end)
-    mid_start = mid_end = end;
+  aligned_interior (e, q, &mid_start, &mid_end);
   r = write_zeroes (e, q->offset, mid_start);
   if (r == 0 && mid_end > mid_start)
-    r = store_zero (st, mid_end - mid_start, mid_start, q->may_trim, q->fast,
-                    false);
+    r = store_zero (e->st, mid_end - mid_start, mid_start, q->may_trim,
+                    q->fast, false);
   if (r == 0)
-    r = write_zeroes (e, mid_end, end);
+    r = write_zeroes (e, mid_end, q->offset + q->count);
   return r;
 }
 
@@ -1087,19 +1115,17 @@ trim_store (struct engine *e, const struct direct_req *q, uint64_t *from,
 {
   struct store *st = e->st;
   uint64_t end = q->offset + q->count;
-  uint64_t mid_start = store_align_up (st, q->offset);
-  uint64_t mid_end = end == st->size ? end : store_align_down (st, end);
+  uint64_t mid_start, mid_end;
   int r = 0;
 
   *from = *to = q->offset;
+  aligned_interior (e, q, &mid_start, &mid_end);
   if (mid_start < mid_end)
     r = store_trim (st, mid_end - mid_start, mid_start, false);
   else if (!st->is_block && !st->can_punch)
     r = -EOPNOTSUPP;
   if (r == -EOPNOTSUPP)
     return 0;
-  if (mid_start >= mid_end)
-    mid_start = mid_end = end;
   if (r == 0)
     r = write_zeroes (e, q->offset, mid_start);
   if (r == 0)
@@ -1256,16 +1282,18 @@ engine_write (struct engine *e, const void *buf, uint32_t count,
     return 0;
   if (fua)
     bump (&e->fua_writes);
-  /* After repeated writeback failures a cached write would only add dirty
-   * data that cannot be written: it goes to the disk, and its writer gets
-   * the disk's answer. */
-  if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua
-      && atomic_load (&e->writeback_failures) >= DEGRADE_AFTER_FAILURES)
-    bump (&e->degraded_writethrough);
-  else if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua)
+  if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua)
     {
-      bump (&e->cached_writes);
-      return cached_write (e, buf, count, offset);
+      /* After repeated writeback failures a cached write would only add
+       * dirty data that cannot be written: it goes to the disk, and its
+       * writer gets the disk's answer. */
+      if (atomic_load_explicit (&e->writeback_failures, memory_order_relaxed)
+          < DEGRADE_AFTER_FAILURES)
+        {
+          bump (&e->cached_writes);
+          return cached_write (e, buf, count, offset);
+        }
+      bump (&e->degraded_writethrough);
     }
   bump (&e->direct_writes);
   struct direct_req q = { .op = DIRECT_WRITE, .data = buf, .count = count,
