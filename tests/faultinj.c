@@ -23,10 +23,10 @@
  *
  *       OP is read (pread, pread64, preadv, preadv64, preadv2, preadv64v2,
  *       Linux AIO reads), write (pwrite, pwrite64, pwritev, pwritev64,
- *       pwritev2, pwritev64v2, AIO writes, and sync_file_range, which
- *       waits for the kernel's writeback of a range's pages: a disk that
- *       refuses the range fails that writeback), sync (fdatasync, fsync,
- *       AIO fsync/fdsync; OFFSET and LENGTH ignored),
+ *       pwritev2, pwritev64v2, AIO writes), settle (sync_file_range, which
+ *       waits for the kernel's writeback of a range's pages: the failure of
+ *       that writeback after the write itself was taken), sync (fdatasync,
+ *       fsync, AIO fsync/fdsync; OFFSET and LENGTH ignored),
  *       fallocate (fallocate, fallocate64, every mode), ioctl (BLKDISCARD,
  *       BLKZEROOUT, BLKSECDISCARD), or nth: the Nth read, write, sync or
  *       fallocate of the target (N = OFFSET, from 1, LENGTH ignored),
@@ -101,11 +101,12 @@ enum op
   OP_SYNC,
   OP_FALLOCATE,
   OP_IOCTL,
+  OP_SETTLE,
   OP_NTH,
 };
 
 static const char *const op_names[] = {
-  "read", "write", "sync", "fallocate", "ioctl", "nth",
+  "read", "write", "sync", "fallocate", "ioctl", "settle", "nth",
 };
 
 /* A rule's error: an errno, or SHORT0 (return 0, do nothing). */
@@ -405,7 +406,7 @@ rule_matches (const struct rule *r, enum op op, uint64_t offset,
   if (r->count == 0)
     return false;
   if (r->op == OP_NTH)
-    return op != OP_IOCTL && seq == r->offset;
+    return op != OP_IOCTL && op != OP_SETTLE && seq == r->offset;
   if (r->op != op)
     return false;
   if (op == OP_SYNC)
@@ -438,7 +439,7 @@ fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
     }
   pthread_mutex_lock (&state.lock);
   reload_rules ();
-  uint64_t seq = op == OP_IOCTL ? 0 : ++state.ios;
+  uint64_t seq = op == OP_IOCTL || op == OP_SETTLE ? 0 : ++state.ios;
   for (size_t i = 0; i < state.nr; i++)
     {
       struct rule *r = &state.rules[i];
@@ -541,7 +542,7 @@ fsync (int fd)
 int
 sync_file_range (int fd, off64_t offset, off64_t n, unsigned int flags)
 {
-  int err = fault_for (fd, OP_WRITE, offset, n);
+  int err = fault_for (fd, OP_SETTLE, offset, n);
   return err ? fail_with (err) : real.sync_file_range (fd, offset, n, flags);
 }
 

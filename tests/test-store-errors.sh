@@ -4,6 +4,9 @@
 # write that makes no progress is EIO, not a hang; a trim the disk cannot
 # do changes nothing, the cache neither (a dirty block keeps its bytes); a
 # trim that is done reads back as zeroes, its partial end sectors too.
+# Without direct I/O (rule 3), a write whose pages the kernel then fails
+# to write back (sync_file_range's error) fails: a direct write's writer
+# hears of it, a writeback keeps its block dirty and fails the flush.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires /usr/bin/python3
 
@@ -73,6 +76,39 @@ check(got[3100:] == b"\x05" * (16 * K - 3100),
 h.flush()
 check(on_disk(disk, 1024 * K + 100, 3000) == bytes(3000),
       "the disk has zeroes there too")
+finish()
+PY
+  stop_server "$PID"
+done
+
+for mode in writethrough writeback; do
+  faultinj_rules
+  start_control_server "settle-$mode" -- "$disk" cache=$mode direct=off \
+    dirty-expire=0
+  faultinj_python - "$URI" "$ctl" "$disk" "$mode" <<'PY'
+import sys
+import nbd
+from faultinj import *
+
+uri, sock, disk, mode = sys.argv[1:5]
+K = 1024
+h = nbd.NBD()
+h.connect_uri(uri)
+off = 2048 * K
+mark = log_mark()
+set_rules("settle 0 0 EIO 1")
+if mode == "writethrough":
+    request_fails(errno.EIO, "a write whose page-cache writeback fails",
+                  h.pwrite, b"\x06" * 4096, off)
+else:
+    h.pwrite(b"\x06" * 4096, off)
+    request_fails(errno.EIO, "a flush whose writeback's pages fail",
+                  h.flush)
+    check(stat_of(sock, "dirty_bytes") > 0, "the block stays dirty")
+check(fired("^settle .* EIO", mark) == 1, "the settle failed once")
+h.pwrite(b"\x07" * 4096, off)
+request_succeeds("a flush once the disk takes writes", h.flush)
+check(on_disk(disk, off, 4096) == b"\x07" * 4096, "the disk has the bytes")
 finish()
 PY
   stop_server "$PID"
