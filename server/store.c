@@ -18,7 +18,11 @@
  * not flushed: FUA and flush do that), so it costs a device write, not a
  * journal commit: RWF_DSYNC on each write measured 2.6 times slower under
  * a 70/30 mix with a flush every 64 writes (server/README).  A batch
- * settles all its writes with one call.
+ * settles all its writes with one call.  Limit: the kernel reports a
+ * writeback error once per open file description, not per range, so when
+ * two threads settle at once on the shared descriptor the error of one's
+ * pages may reach the other only (a spurious failure there, a missed one
+ * here); a descriptor per thread would close that.
  * Reads of unaligned ranges go through an aligned bounce buffer; writes
  * must be aligned by the caller (store.h), and only their buffer may be
  * bounced.  Nothing here takes a lock or sleeps other than in the kernel.
