@@ -18,11 +18,14 @@
  * not flushed: FUA and flush do that), so it costs a device write, not a
  * journal commit: RWF_DSYNC on each write measured 2.6 times slower under
  * a 70/30 mix with a flush every 64 writes (server/README).  A batch
- * settles all its writes with one call.  Limit: the kernel reports a
- * writeback error once per open file description, not per range, so when
- * two threads settle at once on the shared descriptor the error of one's
- * pages may reach the other only (a spurious failure there, a missed one
- * here); a descriptor per thread would close that.
+ * settles all its writes with one call.  The kernel reports a writeback
+ * error once per open file description, not per range: two threads
+ * settling at once on one shared descriptor could split one failure, the
+ * writer whose pages failed seeing success.  So every thread writes and
+ * settles through a descriptor of its own (thread_fd), opened before its
+ * first buffered write: every thread sees every writeback error that
+ * follows, its own among them (another thread's is a spurious failure, a
+ * missed one is impossible).
  * Reads of unaligned ranges go through an aligned bounce buffer; writes
  * must be aligned by the caller (store.h), and only their buffer may be
  * bounced.  Nothing here takes a lock or sleeps other than in the kernel.
@@ -183,6 +186,94 @@ drop_page_cache (struct store *st, uint64_t offset, uint64_t count)
     posix_fadvise (st->bfd, offset, count, POSIX_FADV_DONTNEED);
 }
 
+/* The buffered descriptor of one thread, and the store's list of them
+ * (closed by store_close; a thread's own is closed when it exits). */
+struct thread_fd
+{
+  int fd;
+  struct store_threads *owner;
+  struct thread_fd *prev, *next;
+};
+
+struct store_threads
+{
+  pthread_key_t key;
+  pthread_mutex_t lock; /* the list */
+  struct thread_fd *list;
+};
+
+static void
+unlink_thread_fd (struct thread_fd *t)
+{
+  struct store_threads *th = t->owner;
+
+  pthread_mutex_lock (&th->lock);
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    th->list = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  pthread_mutex_unlock (&th->lock);
+  close (t->fd);
+  free (t);
+}
+
+/* pthread key destructor: the thread exits. */
+static void
+thread_fd_exit (void *p)
+{
+  unlink_thread_fd (p);
+}
+
+/* This thread's own descriptor of the store's file, opened on first use
+ * through /proc/self/fd, which reopens the very file bfd refers to (a
+ * rename or unlink of the path since does not matter).  Returns it or a
+ * negative errno: EMFILE, ENFILE or ENOMEM when out of descriptors or
+ * memory, ENOENT without /proc (store_open checks that up front). */
+static int
+thread_fd (struct store *st)
+{
+  struct store_threads *th = st->threads;
+  struct thread_fd *t;
+  char path[64];
+  int err;
+
+  if (th == NULL)
+    return -EROFS;
+  t = pthread_getspecific (th->key);
+  if (t)
+    return t->fd;
+  t = calloc (1, sizeof *t);
+  if (t == NULL)
+    return -ENOMEM;
+  snprintf (path, sizeof path, "/proc/self/fd/%d", st->bfd);
+  do
+    t->fd = open (path, O_RDWR | O_CLOEXEC);
+  while (t->fd == -1 && errno == EINTR);
+  if (t->fd == -1)
+    {
+      err = errno;
+      free (t);
+      return -err;
+    }
+  t->owner = th;
+  err = pthread_setspecific (th->key, t);
+  if (err != 0)
+    {
+      close (t->fd);
+      free (t);
+      return -err;
+    }
+  pthread_mutex_lock (&th->lock);
+  t->next = th->list;
+  if (th->list)
+    th->list->prev = t;
+  th->list = t;
+  pthread_mutex_unlock (&th->lock);
+  return t->fd;
+}
+
 /* Wait until the kernel has written [OFFSET, OFFSET+COUNT) of FD's page
  * cache to the device (see the top of this file).  Returns 0 or -errno:
  * a writeback error of the file since the previous check. */
@@ -204,10 +295,11 @@ static int
 buffered_write (struct store *st, const void *buf, size_t count,
                 uint64_t offset, bool fua)
 {
-  int r = full_pwrite (st->bfd, buf, count, offset, fua);
+  int fd = thread_fd (st);
+  int r = fd < 0 ? fd : full_pwrite (fd, buf, count, offset, fua);
 
   if (r == 0 && !fua)
-    r = settle_range (st->bfd, offset, count);
+    r = settle_range (fd, offset, count);
   if (r == 0)
     drop_page_cache (st, offset, count);
   return r;
@@ -478,15 +570,16 @@ static int
 buffered_write_batch (struct store *st, struct store_io *ios, size_t n)
 {
   uint64_t from = UINT64_MAX, to = 0;
-  int err = 0, r = 0;
+  int err = 0, r = 0, fd = thread_fd (st);
 
   for (size_t i = 0; i < n; i++)
     {
       struct store_io *io = &ios[i];
       io->result = write_allowed (st, io->count, io->offset);
       if (io->result == 0)
-        io->result = full_pwrite (st->bfd, io->buf, io->count, io->offset,
-                                  false);
+        io->result = fd < 0 ? fd
+                            : full_pwrite (fd, io->buf, io->count, io->offset,
+                                           false);
       if (io->result < 0)
         continue;
       if (io->offset < from)
@@ -495,7 +588,7 @@ buffered_write_batch (struct store *st, struct store_io *ios, size_t n)
         to = io->offset + io->count;
     }
   if (from < to)
-    r = settle_range (st->bfd, from, to - from);
+    r = settle_range (fd, from, to - from);
   for (size_t i = 0; i < n; i++)
     {
       struct store_io *io = &ios[i];
@@ -795,6 +888,28 @@ open_direct (struct store *st, const char *path)
   return 0;
 }
 
+/* Set up the per-thread descriptors, and open the calling thread's to
+ * check that the file can be reopened.  Returns 0 or -errno. */
+static int
+open_threads (struct store *st)
+{
+  struct store_threads *th = calloc (1, sizeof *th);
+  int r;
+
+  if (th == NULL)
+    return -ENOMEM;
+  r = pthread_key_create (&th->key, thread_fd_exit);
+  if (r != 0)
+    {
+      free (th);
+      return -r;
+    }
+  pthread_mutex_init (&th->lock, NULL);
+  st->threads = th;
+  r = thread_fd (st);
+  return r < 0 ? r : 0;
+}
+
 int
 store_open (const char *path, bool readonly, enum store_direct mode,
             struct store **out, char *err, size_t errlen)
@@ -877,6 +992,17 @@ store_open (const char *path, bool readonly, enum store_direct mode,
       st->align = st->mem_align = 1;
       st->body = st->size;
     }
+  if (!readonly)
+    {
+      r = open_threads (st);
+      if (r < 0)
+        {
+          snprintf (err, errlen,
+                    "%s: cannot reopen it through /proc/self/fd (is /proc "
+                    "mounted?): %s", path, strerror (-r));
+          goto fail;
+        }
+    }
   *out = st;
   return 0;
 
@@ -890,6 +1016,14 @@ store_close (struct store *st)
 {
   if (st == NULL)
     return;
+  if (st->threads)
+    {
+      pthread_key_delete (st->threads->key);
+      while (st->threads->list)
+        unlink_thread_fd (st->threads->list);
+      pthread_mutex_destroy (&st->threads->lock);
+      free (st->threads);
+    }
   if (st->fd >= 0 && st->fd != st->bfd)
     close (st->fd);
   if (st->bfd >= 0)

@@ -29,7 +29,8 @@ enum store_direct
 struct store
 {
   int fd;              /* O_DIRECT descriptor, or bfd when not direct */
-  int bfd;             /* buffered descriptor (tail, fallback, syncs) */
+  int bfd;             /* buffered descriptor (syncs, zeroes, trims, reads;
+                          buffered writes use one per thread) */
   uint64_t size;       /* bytes served */
   uint64_t body;       /* size rounded down to align: the O_DIRECT part */
   uint32_t align;      /* offset and length alignment of direct I/O */
@@ -40,6 +41,7 @@ struct store
   bool is_rotational;
   bool can_punch;      /* holes can be punched (trim, fast zero) */
   struct store_aio *aio; /* AIO contexts for store_write_batch */
+  struct store_threads *threads; /* per-thread buffered descriptors */
 };
 
 /* Open PATH, a regular file or a block device, read-only if READONLY.

@@ -31,6 +31,22 @@
  *       BLKZEROOUT, BLKSECDISCARD), or nth: the Nth read, write, sync or
  *       fallocate of the target (N = OFFSET, from 1, LENGTH ignored),
  *       counted from when the rules were last loaded.
+ *       Two more model the kernel's writeback errors, which it reports
+ *       once per open file description (errseq), not per range:
+ *       wberr: a synchronous write (not AIO) is taken, returning its whole
+ *       length, but its pages never reach the file (they failed in the
+ *       kernel's writeback): the target's error sequence advances with
+ *       ERRNO, and every target descriptor reports it once, on its next
+ *       sync_file_range, fdatasync or fsync, or write with RWF_DSYNC
+ *       (its own sync; such a write that wberr loses fails with it).  A
+ *       descriptor first seen after an error that no descriptor has
+ *       reported yet reports it too, as a file opened then would.
+ *       Descriptors are told apart by number (one open file description
+ *       each: dup'ed ones are not).
+ *       hold: a sync_file_range waits while the rules hold it (a hold
+ *       rule matches its range), logging "hold OFFSET LENGTH -" when it
+ *       starts to wait, so that a test can order another thread's calls
+ *       before it and then let it go by removing the rule.  ERRNO is "-".
  *       A read, write, fallocate or ioctl rule matches a call whose byte
  *       range overlaps [OFFSET, OFFSET+LENGTH); LENGTH 0 means to the end
  *       of the file.
@@ -103,14 +119,19 @@ enum op
   OP_IOCTL,
   OP_SETTLE,
   OP_NTH,
+  OP_WBERR,
+  OP_HOLD,
 };
 
 static const char *const op_names[] = {
-  "read", "write", "sync", "fallocate", "ioctl", "settle", "nth",
+  "read", "write", "sync", "fallocate", "ioctl", "settle", "nth", "wberr",
+  "hold",
 };
 
-/* A rule's error: an errno, or SHORT0 (return 0, do nothing). */
+/* A rule's error: an errno, or SHORT0 (return 0, do nothing); and what
+ * fault_for returns for a write a wberr rule takes and loses. */
 #define SHORT0 (-1)
+#define LOST (-2)
 
 static const struct
 {
@@ -119,7 +140,7 @@ static const struct
 } err_names[] = {
   { "EIO", EIO },       { "ENOSPC", ENOSPC },         { "EINTR", EINTR },
   { "EOPNOTSUPP", EOPNOTSUPP }, { "EINVAL", EINVAL }, { "EDQUOT", EDQUOT },
-  { "SHORT0", SHORT0 },
+  { "SHORT0", SHORT0 }, { "-", 0 },
 };
 
 struct rule
@@ -144,6 +165,10 @@ static struct
   struct rule rules[MAX_RULES];
   size_t nr;
   uint64_t ios; /* reads, writes, syncs and fallocates seen (for nth) */
+  /* The target's writeback errors: how many, the errno of the last, and
+   * the most any descriptor has reported (wberr). */
+  uint64_t wb_seq, wb_seen;
+  int wb_err;
 } state = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Per descriptor below FD_CACHE: 0 unknown, 1 the target, 2 not. */
@@ -155,6 +180,11 @@ enum
   FD_OTHER
 };
 static unsigned char fd_cache[FD_CACHE];
+/* Per target descriptor below FD_CACHE, under state.lock: whether it has
+ * sampled the writeback error sequence, and up to where it has reported
+ * it. */
+static bool fd_wb_sampled[FD_CACHE];
+static uint64_t fd_wb_sample[FD_CACHE];
 
 static const char *target_path, *rules_path;
 static int log_fd = -1;
@@ -308,7 +338,27 @@ static void
 forget_fd (int fd)
 {
   if (fd >= 0 && fd < FD_CACHE)
-    __atomic_store_n (&fd_cache[fd], FD_UNKNOWN, __ATOMIC_RELEASE);
+    {
+      __atomic_store_n (&fd_cache[fd], FD_UNKNOWN, __ATOMIC_RELEASE);
+      pthread_mutex_lock (&state.lock);
+      fd_wb_sampled[fd] = false;
+      pthread_mutex_unlock (&state.lock);
+    }
+}
+
+/* FD's view of the error sequence, sampled when first seen.  The caller
+ * holds state.lock. */
+static uint64_t *
+wb_sample (int fd)
+{
+  if (fd < 0 || fd >= FD_CACHE)
+    return NULL;
+  if (!fd_wb_sampled[fd])
+    {
+      fd_wb_sampled[fd] = true;
+      fd_wb_sample[fd] = state.wb_seen;
+    }
+  return &fd_wb_sample[fd];
 }
 
 /* Parse one line of the rules file into R; false if it is malformed. */
@@ -398,15 +448,18 @@ reload_rules (void)
 }
 
 /* Whether rule R matches a call of kind OP on [OFFSET, OFFSET+LENGTH),
- * the SEQ'th counted I/O.  The caller holds state.lock. */
+ * the SEQ'th counted I/O, through the page cache if CACHED.  The caller
+ * holds state.lock. */
 static bool
 rule_matches (const struct rule *r, enum op op, uint64_t offset,
-              uint64_t length, uint64_t seq)
+              uint64_t length, uint64_t seq, bool cached)
 {
   if (r->count == 0)
     return false;
   if (r->op == OP_NTH)
     return op != OP_IOCTL && op != OP_SETTLE && seq == r->offset;
+  if (r->op == OP_WBERR && op == OP_WRITE && cached)
+    op = OP_WBERR;
   if (r->op != op)
     return false;
   if (op == OP_SYNC)
@@ -424,12 +477,33 @@ err_name (int err)
   return "?";
 }
 
-/* Whether a call of kind OP on FD over [OFFSET, OFFSET+LENGTH) must fail:
- * 0 if not, else the errno or SHORT0 to fail it with.  errno is kept. */
-static int
-fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
+/* Append "OP OFFSET LENGTH ERRNO" to the log, if there is one. */
+static void
+log_fault (enum op op, uint64_t offset, uint64_t length, int err)
 {
-  int saved = errno, err = 0;
+  char line[128];
+
+  if (log_fd < 0)
+    return;
+  int n = snprintf (line, sizeof line, "%s %llu %llu %s\n", op_names[op],
+                    (unsigned long long) offset,
+                    (unsigned long long) length, err_name (err));
+  /* One write with O_APPEND: lines from threads never interleave. */
+  if (write (log_fd, line, n) != n)
+    fprintf (stderr, "faultinj: cannot write the log\n");
+}
+
+/* Whether a call of kind OP on FD over [OFFSET, OFFSET+LENGTH), through
+ * the page cache if CACHED, must fail: 0 if not, else the errno or SHORT0
+ * to fail it with, or LOST for a write to take and lose (wberr).  A sync,
+ * and a DSYNC write (RWF_DSYNC, a sync of its own), that no rule fails
+ * reports the writeback error FD has not reported yet.  errno is kept. */
+static int
+fault_in (int fd, enum op op, uint64_t offset, uint64_t length, bool cached,
+          bool dsync)
+{
+  int saved = errno, err = 0, wb_err = 0;
+  enum op logged = op;
 
   resolve ();
   if (!is_target (fd))
@@ -439,31 +513,91 @@ fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
     }
   pthread_mutex_lock (&state.lock);
   reload_rules ();
+  uint64_t *sample = wb_sample (fd);
   uint64_t seq = op == OP_IOCTL || op == OP_SETTLE ? 0 : ++state.ios;
   for (size_t i = 0; i < state.nr; i++)
     {
       struct rule *r = &state.rules[i];
-      if (rule_matches (r, op, offset, length, seq))
+      if (rule_matches (r, op, offset, length, seq, cached))
         {
           if (r->count > 0)
             r->count--;
           err = r->err;
+          if (r->op == OP_WBERR)
+            {
+              state.wb_seq++;
+              state.wb_err = wb_err = err;
+              logged = OP_WBERR;
+              err = LOST;
+            }
           break;
         }
     }
-  pthread_mutex_unlock (&state.lock);
-  if (err != 0 && log_fd >= 0)
+  if ((err == 0 || err == LOST)
+      && (op == OP_SYNC || op == OP_SETTLE || dsync) && sample
+      && *sample < state.wb_seq)
     {
-      char line[128];
-      int n = snprintf (line, sizeof line, "%s %llu %llu %s\n", op_names[op],
-                        (unsigned long long) offset,
-                        (unsigned long long) length, err_name (err));
-      /* One write with O_APPEND: lines from threads never interleave. */
-      if (write (log_fd, line, n) != n)
-        fprintf (stderr, "faultinj: cannot write the log\n");
+      if (err == LOST)
+        log_fault (OP_WBERR, offset, length, wb_err);
+      err = state.wb_err;
+      *sample = state.wb_seen = state.wb_seq;
     }
+  pthread_mutex_unlock (&state.lock);
+  if (err != 0)
+    log_fault (logged, offset, length, err == LOST ? wb_err : err);
   errno = saved;
   return err;
+}
+
+static int
+fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
+{
+  return fault_in (fd, op, offset, length, false, false);
+}
+
+/* Wait while a hold rule matches the sync_file_range of FD over
+ * [OFFSET, OFFSET+LENGTH). */
+static void
+hold_settle (int fd, uint64_t offset, uint64_t length)
+{
+  bool logged = false;
+
+  resolve ();
+  if (!is_target (fd))
+    return;
+  for (;;)
+    {
+      bool held = false;
+      pthread_mutex_lock (&state.lock);
+      reload_rules ();
+      for (size_t i = 0; i < state.nr && !held; i++)
+        {
+          struct rule r = state.rules[i];
+          r.op = OP_SETTLE;
+          held = state.rules[i].op == OP_HOLD
+                 && rule_matches (&r, OP_SETTLE, offset, length, 0, false);
+        }
+      pthread_mutex_unlock (&state.lock);
+      if (!held)
+        return;
+      if (!logged)
+        log_fault (OP_HOLD, offset, length, 0);
+      logged = true;
+      usleep (10000);
+    }
+}
+
+/* What an intercepted call of COUNT bytes returns when it fails with
+ * ERR. */
+static ssize_t
+fail_rw (int err, size_t count)
+{
+  if (err == LOST)
+    return count;
+  if (err == SHORT0)
+    return 0;
+  errno = err;
+  return -1;
 }
 
 /* What an intercepted call returns when it fails with ERR. */
@@ -491,23 +625,25 @@ iov_length (const struct iovec *iov, int n)
 #define INTERCEPT_RW(fn, op, buf_t, off_t_)                                  \
   ssize_t fn (int fd, buf_t buf, size_t n, off_t_ offset)                    \
   {                                                                          \
-    int err = fault_for (fd, op, offset, n);                                 \
-    return err ? fail_with (err) : real.fn (fd, buf, n, offset);             \
+    int err = fault_in (fd, op, offset, n, true, false);                     \
+    return err ? fail_rw (err, n) : real.fn (fd, buf, n, offset);            \
   }
 
 #define INTERCEPT_RWV(fn, op, off_t_)                                        \
   ssize_t fn (int fd, const struct iovec *iov, int cnt, off_t_ offset)       \
   {                                                                          \
-    int err = fault_for (fd, op, offset, iov_length (iov, cnt));             \
-    return err ? fail_with (err) : real.fn (fd, iov, cnt, offset);           \
+    uint64_t n = iov_length (iov, cnt);                                      \
+    int err = fault_in (fd, op, offset, n, true, false);                     \
+    return err ? fail_rw (err, n) : real.fn (fd, iov, cnt, offset);          \
   }
 
 #define INTERCEPT_RWV2(fn, op, off_t_)                                       \
   ssize_t fn (int fd, const struct iovec *iov, int cnt, off_t_ offset,       \
               int flags)                                                     \
   {                                                                          \
-    int err = fault_for (fd, op, offset, iov_length (iov, cnt));             \
-    return err ? fail_with (err) : real.fn (fd, iov, cnt, offset, flags);    \
+    uint64_t n = iov_length (iov, cnt);                                      \
+    int err = fault_in (fd, op, offset, n, true, (flags & RWF_DSYNC) != 0);  \
+    return err ? fail_rw (err, n) : real.fn (fd, iov, cnt, offset, flags);   \
   }
 
 INTERCEPT_RW (pread, OP_READ, void *, off_t)
@@ -542,6 +678,7 @@ fsync (int fd)
 int
 sync_file_range (int fd, off64_t offset, off64_t n, unsigned int flags)
 {
+  hold_settle (fd, offset, n);
   int err = fault_for (fd, OP_SETTLE, offset, n);
   return err ? fail_with (err) : real.sync_file_range (fd, offset, n, flags);
 }

@@ -6,7 +6,9 @@
 # trim that is done reads back as zeroes, its partial end sectors too.
 # Without direct I/O (rule 3), a write whose pages the kernel then fails
 # to write back (sync_file_range's error) fails: a direct write's writer
-# hears of it, a writeback keeps its block dirty and fails the flush.
+# hears of it, a writeback keeps its block dirty and fails the flush, and
+# a writer hears of its own pages' failure when another thread settles
+# at the same time.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires /usr/bin/python3
 
@@ -109,6 +111,64 @@ check(fired("^settle .* EIO", mark) == 1, "the settle failed once")
 h.pwrite(b"\x07" * 4096, off)
 request_succeeds("a flush once the disk takes writes", h.flush)
 check(on_disk(disk, off, 4096) == b"\x07" * 4096, "the disk has the bytes")
+finish()
+PY
+  stop_server "$PID"
+done
+
+# Two writers at once, each settling its pages, one of whose pages the
+# kernel fails to write back: the kernel reports that once per open file
+# description, so the writer whose pages were lost must hear of it even
+# when the other thread settles first (the writer's own descriptor).
+for mode in writethrough none; do
+  faultinj_rules
+  start_control_server "split-$mode" -- "$disk" cache=$mode direct=off
+  faultinj_python - "$URI" "$disk" <<'PY'
+import sys
+import threading
+import time
+import nbd
+from faultinj import *
+
+uri, disk = sys.argv[1:3]
+K = 1024
+lost_at, other_at = 4096 * K, 4160 * K
+a, b = nbd.NBD(), nbd.NBD()
+a.connect_uri(uri)
+b.connect_uri(uri)
+before = on_disk(disk, lost_at, 4096)
+mark = log_mark()
+set_rules("wberr %d 4096 EIO 1" % lost_at, "hold %d 4096 -" % lost_at)
+outcome = []
+
+
+def lost_write():
+    try:
+        a.pwrite(b"\x08" * 4096, lost_at)
+        outcome.append(None)
+    except nbd.Error as e:
+        outcome.append(e.errnum)
+
+
+t = threading.Thread(target=lost_write)
+t.start()
+deadline = time.monotonic() + 30
+while fired("^hold %d " % lost_at, mark) == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+check(fired("^wberr %d .* EIO" % lost_at, mark) == 1,
+      "the first write's pages are lost in writeback")
+check(fired("^hold %d " % lost_at, mark) == 1,
+      "its settle waits while the other writer goes first")
+try:
+    b.pwrite(b"\x09" * 4096, other_at)  # may fail too: spurious is allowed
+except nbd.Error:
+    pass
+set_rules()
+t.join(60)
+check(outcome == [errno.EIO],
+      "the writer whose pages were lost fails with EIO (got %s)" % outcome)
+check(a.pread(4096, lost_at) == before == on_disk(disk, lost_at, 4096),
+      "no cached block holds the lost bytes: a read returns the disk's")
 finish()
 PY
   stop_server "$PID"
