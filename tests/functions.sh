@@ -344,3 +344,31 @@ nbdkit_fails ()
   fi
   return 0
 }
+
+# unit_command UNIT KEY: the command line of KEY (ExecStart, ExecStopPost)
+# in the built systemd unit UNIT, as sh(1) can eval it in this test:
+# instance %i is vm1; /run/blkcache/ is $TESTDIR/; node_exporter's
+# textfile directory is $TESTDIR/textfile; the installed plugin and
+# blkcachectl are the built ones; and ${VAR} (one word to systemd) is
+# quoted, while $VAR stays unquoted (split at spaces by both).
+unit_command ()
+{
+  sed -n "s/^$2=//p" "$top_builddir/systemd/$1" | sed \
+    -e "s|%i|vm1|g" \
+    -e "s|/run/blkcache/|$TESTDIR/|g" \
+    -e "s|/var/lib/prometheus/node-exporter|$TESTDIR/textfile|g" \
+    -e "s|[^ ']*/blkcachectl |$CTL |g" \
+    -e "s|[^ ]*/nbdkit-blkcache-plugin.so|$PLUGIN|g" \
+    -e 's|\${\([A-Z_]*\)}|"${\1}"|g'
+}
+
+# load_env_file FILE: export its VAR=VALUE lines as systemd's
+# EnvironmentFile= reads them (the value is the rest of the line).
+load_env_file ()
+{
+  while IFS= read -r line; do
+    case "$line" in
+      [A-Za-z_]*=*) export "${line%%=*}=${line#*=}" ;;
+    esac
+  done < "$1"
+}
