@@ -220,8 +220,8 @@ tree_insert (struct shard *sh, struct extent_node *node)
 static bool
 tree_overlaps (const struct shard *sh, uint64_t start, uint64_t end)
 {
-  struct extent_node *pred = avl_entry (avl_find_le (&sh->held, &end, cmp_start),
-                                        struct extent_node, avl);
+  struct extent_node *pred = avl_entry (
+      avl_find_le (&sh->held, &end, cmp_start), struct extent_node, avl);
 
   return pred && pred->end >= start;
 }
