@@ -8,7 +8,12 @@
  * that overlap, so a waiter cannot starve under a stream of overlapping
  * lockers.
  *
- * Lock ordering: the tree's internal mutex is a leaf; callers may hold any
+ * The tree is sharded by stripes of EXTENT_TREE_STRIPE bytes: lockers whose
+ * ranges lie in stripes of different shards share no mutex, and a range
+ * within one stripe costs one shard's mutex; a longer range takes the
+ * mutex of each shard it touches (all of them beyond a few dozen stripes).
+ *
+ * Lock ordering: the tree's internal mutexes are leaves; callers may hold any
  * other lock of theirs while calling extent_lock (it may sleep), but must
  * never wait, while holding a range, for anything that needs that range.
  * That includes extent_lock of a second range: because of the arrival-order
@@ -23,6 +28,10 @@
 #include <stdint.h>
 
 struct extent_tree;
+
+/* The sharding unit: a range that does not cross a multiple of this locks
+ * and unlocks through one shard. */
+#define EXTENT_TREE_STRIPE (UINT64_C (1) << 20)
 
 /* Allocate an empty tree.  Returns NULL with errno set on failure. */
 struct extent_tree *extent_tree_new (void);

@@ -6,6 +6,10 @@
  * and find out that a locker has queued by probing with extent_trylock on
  * bytes only that locker wants: the probe fails with -EBUSY exactly when
  * it is queued (or holds its range, which the test rules out separately).
+ * The tree is sharded by stripes (EXTENT_TREE_STRIPE): the model, the
+ * ordering and the stress tests run once in small ranges, all within one
+ * stripe, and once in units of a fraction of a stripe, where most ranges
+ * span several stripes and shards and the longest span all of them.
  * Stress tests are sized by iteration count so that they stay short under
  * ASan and TSan too.
  */
@@ -29,11 +33,16 @@
 
 static struct extent_tree *tree;
 
+/* Test coordinates: unit u maps [a, b] to the bytes [a * u, (b + 1) * u - 1]
+ * (with u = 1, to [a, b] itself). */
+static uint64_t unit = 1;
+
 static void
 setup (void)
 {
   tree = extent_tree_new ();
   cr_assert_not_null (tree);
+  unit = 1;
 }
 
 static void
@@ -51,6 +60,39 @@ now_ns (void)
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t
+at (uint64_t a)
+{
+  return a * unit;
+}
+
+static uint64_t
+upto (uint64_t b)
+{
+  return (b + 1) * unit - 1;
+}
+
+/* A unit that makes a range of 10 units span 3 or 4 stripes. */
+#define CROSS_UNIT (EXTENT_TREE_STRIPE / 4 + 4096)
+
+static int
+lock_units (uint64_t a, uint64_t b)
+{
+  return extent_lock (tree, at (a), upto (b));
+}
+
+static int
+trylock_units (uint64_t a, uint64_t b)
+{
+  return extent_trylock (tree, at (a), upto (b));
+}
+
+static void
+unlock_units (uint64_t a, uint64_t b)
+{
+  extent_unlock (tree, at (a), upto (b));
 }
 
 static void
@@ -99,11 +141,12 @@ locker_main (void *arg)
   return NULL;
 }
 
+/* Start a locker on [start, end] in test units. */
 static void
 locker_start (struct locker *l, uint64_t start, uint64_t end)
 {
-  l->start = start;
-  l->end = end;
+  l->start = at (start);
+  l->end = upto (end);
   l->rc = -1;
   atomic_init (&l->acquired, 0);
   atomic_init (&l->release, false);
@@ -132,12 +175,13 @@ wait_acquired (struct locker *l)
     }
 }
 
-/* Wait until [start, end], free of held ranges, is blocked by a queued
- * waiter. */
+/* Wait until [start, end] in test units, free of held ranges, is blocked
+ * by a queued waiter. */
 static void
-wait_queued (uint64_t start, uint64_t end)
+wait_queued (uint64_t a, uint64_t b)
 {
   int64_t deadline = now_ns () + WAIT_TIMEOUT_NS;
+  uint64_t start = at (a), end = upto (b);
   int r;
 
   while ((r = extent_trylock (tree, start, end)) == 0)
@@ -226,7 +270,8 @@ Test (extent_tree, unlock_of_unheld_range_aborts, .signal = SIGABRT)
 /* Random trylock/lock/unlock on one thread against a list of held ranges:
  * every answer must match the model, which exercises the AVL rotations on
  * insert and on remove of nodes with zero, one and two children. */
-Test (extent_tree, matches_model)
+static void
+check_model (void)
 {
   enum
   {
@@ -254,6 +299,9 @@ Test (extent_tree, matches_model)
         }
       start = (r >> 8) % SPACE;
       end = start + (r >> 32) % 16;
+      /* In units, start and end inside a unit, not only on its edges. */
+      start = at (start) + (r >> 40) % unit / 2;
+      end = upto (end) - (r >> 48) % unit / 2;
       /* Now and then, reach the ends of the 64-bit space. */
       if (r % 61 == 0)
         end = UINT64_MAX - (r >> 40) % 4;
@@ -284,76 +332,121 @@ Test (extent_tree, matches_model)
   extent_unlock (tree, 0, UINT64_MAX);
 }
 
-Test (extent_tree, lock_waits_for_overlapping_range)
+Test (extent_tree, matches_model) { check_model (); }
+
+Test (extent_tree, matches_model_across_stripes)
+{
+  unit = CROSS_UNIT;
+  check_model ();
+}
+
+static void
+lock_waits_for_overlapping_range (void)
 {
   struct locker a;
 
-  cr_assert_eq (extent_lock (tree, 10, 19), 0);
+  cr_assert_eq (lock_units (10, 19), 0);
   locker_start (&a, 19, 30);
   wait_queued (25, 30);
   sleep_ms (20);
   cr_assert_eq (atomic_load (&a.acquired), 0);
-  extent_unlock (tree, 10, 19);
+  unlock_units (10, 19);
   wait_acquired (&a);
-  cr_assert_eq (extent_trylock (tree, 19, 19), -EBUSY);
+  cr_assert_eq (trylock_units (19, 19), -EBUSY);
   locker_finish (&a);
-  cr_assert_eq (extent_trylock (tree, 10, 30), 0);
-  extent_unlock (tree, 10, 30);
+  cr_assert_eq (trylock_units (10, 30), 0);
+  unlock_units (10, 30);
+}
+
+Test (extent_tree, lock_waits_for_overlapping_range)
+{
+  lock_waits_for_overlapping_range ();
+}
+
+Test (extent_tree, lock_waits_for_overlapping_range_across_stripes)
+{
+  unit = CROSS_UNIT;
+  lock_waits_for_overlapping_range ();
 }
 
 /* Unlock wakes the waiter whose range it frees, and not another one. */
-Test (extent_tree, unlock_wakes_the_right_waiter)
+static void
+unlock_wakes_the_right_waiter (void)
 {
   struct locker a, b;
 
-  cr_assert_eq (extent_lock (tree, 10, 19), 0);
-  cr_assert_eq (extent_lock (tree, 110, 119), 0);
+  cr_assert_eq (lock_units (10, 19), 0);
+  cr_assert_eq (lock_units (110, 119), 0);
   locker_start (&a, 5, 15);
   locker_start (&b, 105, 115);
   wait_queued (5, 8);
   wait_queued (105, 108);
 
-  extent_unlock (tree, 110, 119);
+  unlock_units (110, 119);
   wait_acquired (&b);
   sleep_ms (20);
   cr_assert_eq (atomic_load (&a.acquired), 0);
 
-  extent_unlock (tree, 10, 19);
+  unlock_units (10, 19);
   wait_acquired (&a);
   locker_finish (&a);
   locker_finish (&b);
 }
 
+Test (extent_tree, unlock_wakes_the_right_waiter)
+{
+  unlock_wakes_the_right_waiter ();
+}
+
+Test (extent_tree, unlock_wakes_the_right_waiter_across_stripes)
+{
+  unit = CROSS_UNIT;
+  unlock_wakes_the_right_waiter ();
+}
+
 /* One unlock grants every waiter it unblocks, if they do not overlap. */
-Test (extent_tree, unlock_grants_disjoint_waiters_together)
+static void
+unlock_grants_disjoint_waiters_together (void)
 {
   struct locker a, b;
 
-  cr_assert_eq (extent_lock (tree, 10, 29), 0);
+  cr_assert_eq (lock_units (10, 29), 0);
   locker_start (&a, 5, 12);
   locker_start (&b, 27, 35);
   wait_queued (5, 8);
   wait_queued (32, 35);
-  extent_unlock (tree, 10, 29);
+  unlock_units (10, 29);
   wait_acquired (&a);
   wait_acquired (&b);
   locker_finish (&a);
   locker_finish (&b);
 }
 
+Test (extent_tree, unlock_grants_disjoint_waiters_together)
+{
+  unlock_grants_disjoint_waiters_together ();
+}
+
+Test (extent_tree, unlock_grants_disjoint_waiters_together_across_stripes)
+{
+  unit = CROSS_UNIT;
+  unlock_grants_disjoint_waiters_together ();
+}
+
 /* A waiter queued behind an earlier overlapping waiter gets its range only
  * after that one has had it. */
-Test (extent_tree, overlapping_waiters_are_served_in_order)
+static void
+overlapping_waiters_are_served_in_order (void)
 {
   struct locker a, b;
 
-  cr_assert_eq (extent_lock (tree, 10, 19), 0);
+  cr_assert_eq (lock_units (10, 19), 0);
   locker_start (&a, 0, 15);
   wait_queued (0, 5);
   locker_start (&b, 15, 30);
   wait_queued (25, 30);
 
-  extent_unlock (tree, 10, 19);
+  unlock_units (10, 19);
   wait_acquired (&a);
   sleep_ms (20);
   cr_assert_eq (atomic_load (&b.acquired), 0);
@@ -363,14 +456,26 @@ Test (extent_tree, overlapping_waiters_are_served_in_order)
   locker_finish (&b);
 }
 
+Test (extent_tree, overlapping_waiters_are_served_in_order)
+{
+  overlapping_waiters_are_served_in_order ();
+}
+
+Test (extent_tree, overlapping_waiters_are_served_in_order_across_stripes)
+{
+  unit = CROSS_UNIT;
+  overlapping_waiters_are_served_in_order ();
+}
+
 /* An unlock that frees a later waiter's last held conflict does not grant
  * it while an earlier waiter that overlaps it is still blocked elsewhere. */
-Test (extent_tree, waiter_does_not_overtake_a_blocked_earlier_waiter)
+static void
+waiter_does_not_overtake_a_blocked_earlier_waiter (void)
 {
   struct locker a, b;
 
-  cr_assert_eq (extent_lock (tree, 0, 9), 0);
-  cr_assert_eq (extent_lock (tree, 20, 29), 0);
+  cr_assert_eq (lock_units (0, 9), 0);
+  cr_assert_eq (lock_units (20, 29), 0);
   locker_start (&a, 5, 25);
   wait_queued (10, 14);
   locker_start (&b, 15, 35);
@@ -378,12 +483,12 @@ Test (extent_tree, waiter_does_not_overtake_a_blocked_earlier_waiter)
 
   /* b no longer overlaps a held range, but a (blocked by [0, 9]) came
    * first and overlaps it. */
-  extent_unlock (tree, 20, 29);
+  unlock_units (20, 29);
   sleep_ms (50);
   cr_assert_eq (atomic_load (&b.acquired), 0, "waiter overtook a waiter");
   cr_assert_eq (atomic_load (&a.acquired), 0);
 
-  extent_unlock (tree, 0, 9);
+  unlock_units (0, 9);
   wait_acquired (&a);
   sleep_ms (20);
   cr_assert_eq (atomic_load (&b.acquired), 0);
@@ -392,20 +497,33 @@ Test (extent_tree, waiter_does_not_overtake_a_blocked_earlier_waiter)
   locker_finish (&b);
 }
 
+Test (extent_tree, waiter_does_not_overtake_a_blocked_earlier_waiter)
+{
+  waiter_does_not_overtake_a_blocked_earlier_waiter ();
+}
+
+Test (extent_tree,
+      waiter_does_not_overtake_a_blocked_earlier_waiter_across_stripes)
+{
+  unit = CROSS_UNIT;
+  waiter_does_not_overtake_a_blocked_earlier_waiter ();
+}
+
 /* Fairness: neither trylock nor lock may take bytes an earlier waiter
  * wants, even though no held range overlaps them. */
-Test (extent_tree, newcomers_do_not_overtake_a_waiter)
+static void
+newcomers_do_not_overtake_a_waiter (void)
 {
   struct locker t, u;
 
-  cr_assert_eq (extent_lock (tree, 0, 9), 0);
+  cr_assert_eq (lock_units (0, 9), 0);
   locker_start (&t, 5, 20);
   wait_queued (15, 20);
 
-  cr_assert_eq (extent_trylock (tree, 20, 30), -EBUSY);
-  cr_assert_eq (extent_trylock (tree, 12, 12), -EBUSY);
-  cr_assert_eq (extent_trylock (tree, 21, 30), 0);
-  extent_unlock (tree, 21, 30);
+  cr_assert_eq (trylock_units (20, 30), -EBUSY);
+  cr_assert_eq (trylock_units (12, 12), -EBUSY);
+  cr_assert_eq (trylock_units (21, 30), 0);
+  unlock_units (21, 30);
 
   /* u's range is free of held ranges; only the waiter t blocks it. */
   locker_start (&u, 15, 40);
@@ -413,7 +531,7 @@ Test (extent_tree, newcomers_do_not_overtake_a_waiter)
   sleep_ms (50);
   cr_assert_eq (atomic_load (&u.acquired), 0, "lock overtook a waiter");
 
-  extent_unlock (tree, 0, 9);
+  unlock_units (0, 9);
   wait_acquired (&t);
   sleep_ms (20);
   cr_assert_eq (atomic_load (&u.acquired), 0);
@@ -421,6 +539,17 @@ Test (extent_tree, newcomers_do_not_overtake_a_waiter)
   wait_acquired (&u);
   cr_assert_lt (atomic_load (&t.acquired), atomic_load (&u.acquired));
   locker_finish (&u);
+}
+
+Test (extent_tree, newcomers_do_not_overtake_a_waiter)
+{
+  newcomers_do_not_overtake_a_waiter ();
+}
+
+Test (extent_tree, newcomers_do_not_overtake_a_waiter_across_stripes)
+{
+  unit = CROSS_UNIT;
+  newcomers_do_not_overtake_a_waiter ();
 }
 
 /* A waiter on a big range gets it while a stream of small overlapping
@@ -484,9 +613,9 @@ Test (extent_tree, waiter_does_not_starve)
 }
 
 /* Stress: threads lock random ranges of a small space and check, in a
- * shadow array, that no other thread owns any of their bytes.  The shadow
- * array is deliberately not atomic, so TSan also reports any overlap as a
- * data race. */
+ * shadow array (one entry per test unit), that no other thread owns any of
+ * their bytes.  The shadow array is deliberately not atomic, so TSan also
+ * reports any overlap as a data race. */
 enum
 {
   STRESS_THREADS = 6,
@@ -503,7 +632,7 @@ struct stresser
 {
   pthread_t thread;
   unsigned char id;
-  uint64_t base; /* offset of byte 0 of the shadow array */
+  uint64_t base; /* offset of unit 0 of the shadow array */
   uint64_t seed;
   long errors, busy;
 };
@@ -527,7 +656,8 @@ stresser_main (void *arg)
         last = STRESS_SPACE - 1;
       if ((r >> 32) % 4 == 0)
         {
-          rc = extent_trylock (tree, s->base + first, s->base + last);
+          rc = extent_trylock (tree, s->base + at (first),
+                               s->base + upto (last));
           if (rc == -EBUSY)
             {
               s->busy++;
@@ -535,7 +665,7 @@ stresser_main (void *arg)
             }
         }
       else
-        rc = extent_lock (tree, s->base + first, s->base + last);
+        rc = extent_lock (tree, s->base + at (first), s->base + upto (last));
       if (rc != 0)
         {
           s->errors++;
@@ -555,7 +685,7 @@ stresser_main (void *arg)
             s->errors++;
           owner[b] = 0;
         }
-      extent_unlock (tree, s->base + first, s->base + last);
+      extent_unlock (tree, s->base + at (first), s->base + upto (last));
     }
   return NULL;
 }
@@ -596,6 +726,19 @@ Test (extent_tree, stress_exclusive_ranges) { run_stress (4096); }
 Test (extent_tree, stress_exclusive_ranges_at_uint64_max)
 {
   run_stress (UINT64_MAX - STRESS_SPACE + 1);
+}
+
+/* Ranges of up to 32 units span up to 9 stripes, in several shards. */
+Test (extent_tree, stress_exclusive_ranges_across_stripes)
+{
+  unit = CROSS_UNIT;
+  run_stress (7 * EXTENT_TREE_STRIPE - 12345);
+}
+
+Test (extent_tree, stress_exclusive_ranges_across_stripes_at_uint64_max)
+{
+  unit = CROSS_UNIT;
+  run_stress (UINT64_MAX - STRESS_SPACE * CROSS_UNIT + 1);
 }
 
 /* Deadlock check: threads lock big ranges that cross each other (and small
