@@ -11,7 +11,9 @@
  * Workloads: randread, seqread, randwrite, fua-randwrite and randrw, all of
  * one block size at aligned offsets of the region; writes carry FUA with
  * the probability --fua-percent, and --flush-every N sends a flush after
- * every N writes (counted over all connections).
+ * every N writes (counted over all connections).  --zipf THETA draws the
+ * random offsets from a Zipf distribution (zipf.h) instead of a uniform
+ * one: a skewed workload with a hot set.
  */
 #include <config.h>
 
@@ -34,6 +36,7 @@
 #include "nbdloop.h"
 #include "pattern.h"
 #include "random.h"
+#include "zipf.h"
 
 enum workload
 {
@@ -72,6 +75,7 @@ struct bench_options
   uint64_t flush_every;
   bool prefill, json;
   uint64_t seed;
+  double zipf; /* the exponent of random offsets; 0: uniform */
 };
 
 struct slot
@@ -94,6 +98,7 @@ struct bench
   unsigned *in_flight;
   ev_timer warmup, deadline;
   struct random rng;
+  struct zipf zipf; /* with --zipf */
   uint64_t size, cursor, writes_since_flush;
   bool measuring, stopping, lost;
   uint64_t start_ns, end_ns;
@@ -133,8 +138,11 @@ request_done (void *opaque, int *error)
 static uint64_t
 random_offset (struct bench *b)
 {
-  return random_below (&b->rng, b->size / b->opt->block_size)
-         * b->opt->block_size;
+  uint64_t n = b->size / b->opt->block_size;
+
+  if (b->opt->zipf > 0)
+    return zipf_next (&b->zipf, &b->rng) * b->opt->block_size;
+  return random_below (&b->rng, n) * b->opt->block_size;
 }
 
 static uint64_t
@@ -345,6 +353,12 @@ check_features (struct bench *b)
       fprintf (stderr, "blkcache-bench: region does not fit the export\n");
       return -EINVAL;
     }
+  if (o->zipf > 0 && zipf_init (&b->zipf, b->size / o->block_size, o->zipf) < 0)
+    {
+      fprintf (stderr, "blkcache-bench: --zipf: the region has 2^32 "
+                       "requests' worth of blocks or more\n");
+      return -EINVAL;
+    }
   if ((writes || o->prefill) && b->feat.read_only)
     {
       fprintf (stderr, "blkcache-bench: the export is read-only\n");
@@ -513,6 +527,7 @@ enum
   OPT_PREFILL,
   OPT_SEED,
   OPT_JSON,
+  OPT_ZIPF,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -530,6 +545,7 @@ static const struct option long_options[] = {
   { "prefill", no_argument, NULL, OPT_PREFILL },
   { "seed", required_argument, NULL, OPT_SEED },
   { "json", no_argument, NULL, OPT_JSON },
+  { "zipf", required_argument, NULL, OPT_ZIPF },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -556,6 +572,8 @@ usage (FILE *fp)
                " (default: never)\n"
                "      --prefill           write the region before starting\n"
                "      --seed N            seed of the offsets (default 1)\n"
+               "      --zipf THETA        Zipf-distributed random offsets,"
+               " THETA in (0, 1)\n"
                "      --json              print the results as one JSON"
                " object\n");
 }
@@ -639,6 +657,10 @@ apply_option (struct bench_options *o, int c, const char *arg)
     case OPT_JSON:
       o->json = true;
       return 0;
+    case OPT_ZIPF:
+      return parse_seconds (arg, &o->zipf) < 0 || !(o->zipf > 0 && o->zipf < 1)
+                 ? -EINVAL
+                 : 0;
     }
   return -EINVAL;
 }

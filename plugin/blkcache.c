@@ -37,6 +37,8 @@ static struct engine_config config = {
   .cache_size = 256 * 1024 * 1024,
   .block_size = 64 * 1024,
   .dirty_limit = 50,
+  .mrc_samples = 16384,
+  .mrc_window = 1024 * 1024,
 };
 /* Range locks allocated at start-up (about 50 bytes each): each request
  * thread holds at most one range, and a flush at most 64 while it takes a
@@ -245,6 +247,19 @@ parse_bounded (const char *key, const char *value, unsigned min, unsigned max,
 }
 
 static int
+parse_mrc_window (const char *value)
+{
+  if (nbdkit_parse_uint64_t ("mrc-window", value, &config.mrc_window) == -1)
+    return -1;
+  if (config.mrc_window < 1024)
+    {
+      nbdkit_error ("mrc-window=%s: must be at least 1024", value);
+      return -1;
+    }
+  return 0;
+}
+
+static int
 blkcache_config (const char *key, const char *value)
 {
   if (strcmp (key, "file") == 0)
@@ -269,6 +284,10 @@ blkcache_config (const char *key, const char *value)
     return parse_bounded (key, value, 1, 100, &config.dirty_limit);
   if (strcmp (key, "sched") == 0)
     return parse_sched (value);
+  if (strcmp (key, "mrc-samples") == 0)
+    return parse_bounded (key, value, 0, 1024 * 1024, &config.mrc_samples);
+  if (strcmp (key, "mrc-window") == 0)
+    return parse_mrc_window (value);
   if (strcmp (key, "control") == 0)
     {
       free (control_path);
@@ -325,7 +344,11 @@ blkcache_config_complete (void)
   "                    dirty (default 50).\n" \
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \
-  "control=PATH        Create a control socket at PATH (blkcachectl)."
+  "control=PATH        Create a control socket at PATH (blkcachectl).\n" \
+  "mrc-samples=N       Blocks the miss-ratio curve tracks at most\n" \
+  "                    (default 16384, about 50 bytes each; 0: no curve).\n" \
+  "mrc-window=N        Block reads the miss-ratio curve covers (default\n" \
+  "                    1048576)."
 
 /* Whether nbdkit runs with -r.  nbdkit 1.32 gives plugins no call for
  * this before the first connection (nbdkit_read_only came later), yet the

@@ -471,6 +471,32 @@ cmd_clear_errors (struct client *c, int argc, char **argv, FILE *fp)
   return CMD_OK;
 }
 
+/* The miss-ratio curve: one "SIZE RATIO" line per cache size from 1/8 to
+ * 8 times the current one, the estimated read hit ratio of an LRU cache
+ * of SIZE bytes (mrc.h).  No disk I/O, so it runs here on the loop
+ * thread. */
+static enum cmd_status
+cmd_mrc (struct client *c, int argc, char **argv, FILE *fp)
+{
+  struct engine *e = c->ctl->host.engine;
+  struct mrc *m = engine_mrc (e);
+  struct engine_stats st;
+
+  if (m == NULL)
+    return fail (c, fp, "mrc: no curve (cache=none or mrc-samples=0)");
+  if (mrc_hit_ratio (m, 0) < 0)
+    return fail (c, fp, "mrc: no block read sampled yet");
+  engine_get_stats (e, &st);
+  for (int shift = -3; shift <= 3; shift++)
+    {
+      uint64_t size = shift < 0 ? st.cache_size >> -shift
+                                : st.cache_size << shift;
+      fprintf (fp, "%" PRIu64 " %.4f\n", size,
+               mrc_hit_ratio (m, size / st.block_size));
+    }
+  return CMD_OK;
+}
+
 static enum cmd_status
 cmd_drop_clean (struct client *c, int argc, char **argv, FILE *fp)
 {
@@ -594,6 +620,9 @@ static const struct command command_table[] = {
     "flush                     write every dirty block back, fdatasync" },
   { "drop-clean", 0, 0, cmd_drop_clean,
     "drop-clean                drop every clean unpinned block" },
+  { "mrc", 0, 0, cmd_mrc,
+    "mrc                       estimated hit ratio at 1/8x to 8x the cache "
+    "size" },
   { "clear-errors", 0, 0, cmd_clear_errors,
     "clear-errors              let flushes and FUA run again after a "
     "failed fdatasync" },

@@ -9,6 +9,7 @@
  *   stats prometheus         the same in Prometheus' text format
  *   flush                    as an NBD flush
  *   drop-clean               drop every clean unpinned block
+ *   mrc                      the miss-ratio curve, "SIZE RATIO" lines
  *   set cache-size SIZE      resize the cache (writing back first)
  *   set dirty-expire SECS    and dirty-background PCT, dirty-limit PCT
  *

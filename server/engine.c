@@ -91,6 +91,10 @@
 /* The runs, and the blocks in all, a flush writes back as one batch. */
 #define WRITEBACK_BATCH_RUNS 64
 #define WRITEBACK_BATCH_BLOCKS 256
+/* The miss-ratio curve starts sampling one block in 8: at most one read
+ * block in 8 takes its lock, and the rate falls from there as the blocks
+ * read outgrow mrc_samples. */
+#define MRC_START_RATE (1.0 / 8)
 
 struct engine
 {
@@ -98,6 +102,7 @@ struct engine
   struct extent_tree *locks;
   struct ordered_queue *oq;
   struct cache *cache; /* NULL in mode none */
+  struct mrc *mrc;     /* NULL without a cache or a curve */
   struct engine_config cfg;
   uint64_t gran; /* lock granularity: the block size or the alignment */
   _Atomic uint64_t cache_size;  /* bytes; changed by engine_set_cache_size */
@@ -159,6 +164,12 @@ engine_new (struct store *st, const struct engine_config *cfg)
       if (e->cache == NULL)
         goto fail;
       e->gran = cfg->block_size;
+      if (cfg->mrc_samples > 0 && (e->mrc = mrc_new (&(struct mrc_config){
+                                       .max_samples = cfg->mrc_samples,
+                                       .rate = MRC_START_RATE,
+                                       .window = cfg->mrc_window }))
+                                      == NULL)
+        goto fail;
     }
   return e;
 
@@ -169,6 +180,8 @@ fail:
       extent_tree_free (e->locks);
     if (e->oq)
       ordered_queue_free (e->oq);
+    if (e->cache)
+      cache_free (e->cache);
     free (e);
     errno = saved;
     return NULL;
@@ -235,6 +248,7 @@ engine_free (struct engine *e)
     log_dirty_ranges (e, r);
   if (e->cache)
     cache_free (e->cache);
+  mrc_free (e->mrc);
   ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
   store_close (e->st);
@@ -849,6 +863,8 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
   uint64_t B = e->cfg.block_size;
   uint64_t last = (offset + count - 1) / B;
 
+  if (e->mrc)
+    mrc_access (e->mrc, offset / B, last - offset / B + 1);
   for (uint64_t blk = offset / B; blk <= last;)
     {
       if (read_hit (e, out, offset, count, blk))
@@ -1429,6 +1445,8 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   memset (s, 0, sizeof *s);
   if (e->cache)
     cache_get_stats (e->cache, &s->cache);
+  if (e->mrc)
+    mrc_get_stats (e->mrc, &s->mrc);
   ordered_get_stats (e->oq, &s->ordered);
   s->cache_size = atomic_load (&e->cache_size);
   s->block_size = e->cache ? e->cfg.block_size : 0;
@@ -1537,6 +1555,12 @@ engine_set_cache_size (struct engine *e, uint64_t cache_size)
         return excess;
     }
   return 0;
+}
+
+struct mrc *
+engine_mrc (struct engine *e)
+{
+  return e->mrc;
 }
 
 bool

@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "mrc.h"
 #include "ordered.h"
 #include "store.h"
 
@@ -43,6 +44,9 @@ struct engine_config
                             * cannot allocate fails with -ENOMEM) */
   unsigned exit_flush_s;    /* how long engine_free retries a failing
                             * flush, in seconds */
+  uint32_t mrc_samples;     /* blocks the miss-ratio curve samples at
+                            * most (mrc.h); 0: no curve */
+  uint64_t mrc_window;      /* block references the curve covers */
   /* Where errors an administrator must act on are reported (log.h); NULL:
    * nowhere.  Called from request threads. */
   log_fn log;
@@ -53,6 +57,7 @@ struct engine_stats
 {
   struct cache_stats cache;
   struct ordered_stats ordered;
+  struct mrc_stats mrc;       /* zero without a curve */
   uint64_t cache_size;        /* the cache size now, in bytes */
   uint64_t block_size;        /* the cache block size, in bytes */
   uint64_t dirty_limit;       /* the dirty limit now, in percent */
@@ -114,6 +119,10 @@ int engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua);
  * -ENOTSUP rather than writing zeroes. */
 int engine_zero (struct engine *e, uint32_t count, uint64_t offset,
                  bool may_trim, bool fast, bool fua);
+
+/* The miss-ratio curve of the reads (mrc.h), or NULL: no cache, or
+ * mrc_samples 0. */
+struct mrc *engine_mrc (struct engine *e);
 
 /* Prefetch a range into the cache. */
 int engine_cache (struct engine *e, uint32_t count, uint64_t offset);
