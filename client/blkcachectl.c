@@ -62,6 +62,7 @@ static void __attribute__ ((noreturn)) usage (int status)
            "  stats [prometheus]     every counter and setting\n"
            "  flush                  write every dirty block back\n"
            "  drop-clean             drop the clean blocks from the cache\n"
+           "  save-hotset            write the hot set file for a warm restart\n"
            "  set KEY VALUE          cache-size, dirty-expire,\n"
            "                         dirty-background or dirty-limit\n"
            "  help                   the server's list of commands\n"

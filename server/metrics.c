@@ -130,9 +130,9 @@ static const struct metric_def service_defs[] = {
     "Control commands waiting for the worker (at most 8)." },
   { "control_idle_seconds", METRIC_GAUGE, S (control_idle),
     "Seconds after which an idle control connection is closed." },
-  { "prewarm_blocks_done", METRIC_GAUGE, S (prewarm_blocks_done),
+  { "prewarm_blocks_done", METRIC_COUNTER, S (prewarm_blocks_done),
     "Blocks of the hot set prefetched so far at start-up." },
-  { "prewarm_blocks_total", METRIC_GAUGE, S (prewarm_blocks_total),
+  { "prewarm_blocks_total", METRIC_COUNTER, S (prewarm_blocks_total),
     "Blocks of the hot set to prefetch at start-up (0: a cold start)." },
 };
 
