@@ -64,6 +64,7 @@ static void __attribute__ ((noreturn)) usage (int status)
            "  drop-clean             drop the clean blocks from the cache\n"
            "  mrc                    estimated hit ratio at 1/8x to 8x the\n"
            "                         cache size, SIZE RATIO lines\n"
+           "  save-hotset            write the hot set file for a warm restart\n"
            "  set KEY VALUE          cache-size, dirty-expire,\n"
            "                         dirty-background or dirty-limit\n"
            "  help                   the server's list of commands\n"

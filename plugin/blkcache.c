@@ -24,7 +24,9 @@
 #include <nbdkit-plugin.h>
 
 #include "engine.h"
+#include "hotset.h"
 #include "metrics.h"
+#include "prewarm.h"
 #include "service.h"
 #include "store.h"
 
@@ -39,6 +41,7 @@ static struct engine_config config = {
   .dirty_limit = 50,
   .mrc_samples = 16384,
   .mrc_window = 1024 * 1024,
+  .seq_cutoff = 4 * 1024 * 1024,
 };
 /* Range locks allocated at start-up (about 50 bytes each): each request
  * thread holds at most one range, and a flush at most 64 while it takes a
@@ -51,8 +54,11 @@ static char *control_path;
 static bool sched_batch = true;
 static unsigned dirty_expire = 5;
 static unsigned dirty_background = 10;
+static char *hotset_path;
+static uint64_t prewarm_rate = 64 * 1024 * 1024;
 static struct engine *engine;
 static struct service *service;
+static struct prewarm *prewarm;
 
 /* Debug flags, set with -D blkcache.NAME=VALUE. */
 
@@ -107,7 +113,23 @@ print_stats (void)
     nbdkit_debug ("stats: %s %" PRIu64, m[i].name, m[i].value);
 }
 
-/* Stop the service, then write back what is dirty before the process
+/* Write the hot set file for the next start.  A failure costs only a
+ * cold start next time, so it is logged, and the exit goes on. */
+static void
+save_hotset (void)
+{
+  uint64_t n;
+  int r = hotset_save (engine, hotset_path, &n);
+
+  if (r < 0)
+    nbdkit_error ("hotset=%s: cannot save the hot set: %s", hotset_path,
+                  strerror (-r));
+  else
+    nbdkit_debug ("hotset=%s: saved %" PRIu64 " blocks", hotset_path, n);
+}
+
+/* Stop prewarm and the service, save the hot set, then write back what is
+ * dirty before the process
  * goes.  If that fails (after the engine's retries, each range logged),
  * nbdkit must not exit 0 as if nothing was lost: nbdkit gives a plugin no
  * way to set its exit status, so the process exits here with status 1,
@@ -117,8 +139,11 @@ blkcache_unload (void)
 {
   bool lost = false;
 
+  prewarm_free (prewarm);
   if (service)
     service_stop (service);
+  if (engine && hotset_path)
+    save_hotset ();
   if (engine)
     {
       print_stats ();
@@ -133,6 +158,7 @@ blkcache_unload (void)
     }
   free (filename);
   free (control_path);
+  free (hotset_path);
   if (lost)
     exit (EXIT_FAILURE);
 }
@@ -246,6 +272,18 @@ parse_bounded (const char *key, const char *value, unsigned min, unsigned max,
   return 0;
 }
 
+/* A size parameter where 0 means off. */
+static int
+parse_size_or_zero (const char *key, const char *value, uint64_t *out)
+{
+  int64_t size = nbdkit_parse_size (value);
+
+  if (size == -1)
+    return -1;
+  *out = size;
+  return 0;
+}
+
 static int
 parse_mrc_window (const char *value)
 {
@@ -288,6 +326,16 @@ blkcache_config (const char *key, const char *value)
     return parse_bounded (key, value, 0, 1024 * 1024, &config.mrc_samples);
   if (strcmp (key, "mrc-window") == 0)
     return parse_mrc_window (value);
+  if (strcmp (key, "seq-cutoff") == 0)
+    return parse_size_or_zero (key, value, &config.seq_cutoff);
+  if (strcmp (key, "prewarm-rate") == 0)
+    return parse_size_or_zero (key, value, &prewarm_rate);
+  if (strcmp (key, "hotset") == 0)
+    {
+      free (hotset_path);
+      hotset_path = nbdkit_absolute_path (value);
+      return hotset_path ? 0 : -1;
+    }
   if (strcmp (key, "control") == 0)
     {
       free (control_path);
@@ -311,6 +359,11 @@ blkcache_config_complete (void)
     {
       nbdkit_error ("cache-size=%" PRIu64 " holds no block of block-size=%"
                     PRIu32, config.cache_size, config.block_size);
+      return -1;
+    }
+  if (hotset_path && config.mode == ENGINE_CACHE_NONE)
+    {
+      nbdkit_error ("hotset=%s needs a cache (not cache=none)", hotset_path);
       return -1;
     }
   if (dirty_background > config.dirty_limit)
@@ -348,7 +401,13 @@ blkcache_config_complete (void)
   "mrc-samples=N       Blocks the miss-ratio curve tracks at most\n" \
   "                    (default 16384, about 50 bytes each; 0: no curve).\n" \
   "mrc-window=N        Block reads the miss-ratio curve covers (default\n" \
-  "                    1048576)."
+  "                    1048576).\n" \
+  "hotset=PATH         Save the cached blocks' numbers to PATH at exit and\n" \
+  "                    prefetch them at start (warm restart).\n" \
+  "prewarm-rate=SIZE   Prefetch the hot set at most SIZE a second\n" \
+  "                    (default 64M; 0 no limit).\n" \
+  "seq-cutoff=SIZE     Reads of a sequential stream past SIZE bypass the\n" \
+  "                    cache (default 4M; 0 off)."
 
 /* Whether nbdkit runs with -r.  nbdkit 1.32 gives plugins no call for
  * this before the first connection (nbdkit_read_only came later), yet the
@@ -428,6 +487,8 @@ start_service (void)
     .debug_control = blkcache_debug_control,
     .control_idle = blkcache_debug_control_idle_s > 0
                         ? blkcache_debug_control_idle_s : 0,
+    .hotset_path = hotset_path,
+    .prewarm = prewarm,
     .log = log_to_nbdkit,
   };
   char err[512];
@@ -488,6 +549,18 @@ blkcache_get_ready (void)
       store_close (st);
       return -1;
     }
+  if (hotset_path)
+    {
+      struct prewarm_config pcfg = { .engine = engine, .path = hotset_path,
+                                     .rate = prewarm_rate,
+                                     .log = log_to_nbdkit };
+      prewarm = prewarm_new (&pcfg);
+      if (prewarm == NULL)
+        {
+          nbdkit_error ("hotset=%s: %m", hotset_path);
+          return -1;
+        }
+    }
   return start_service ();
 }
 
@@ -498,6 +571,11 @@ blkcache_after_fork (void)
 {
   int r;
 
+  if (prewarm && (r = prewarm_start (prewarm)) < 0)
+    {
+      nbdkit_error ("cannot start the prewarm thread: %s", strerror (-r));
+      return -1;
+    }
   if (service == NULL)
     return 0;
   r = service_start (service);

@@ -1410,6 +1410,34 @@ cache_space_unwatch (struct cache *c)
   atomic_fetch_sub (&c->space_waiters, 1);
 }
 
+static size_t
+list_fifo (struct cache *c, const struct fifo *f, unsigned base,
+           struct cache_block_rank *out, size_t max)
+{
+  size_t n = 0;
+
+  for (struct cache_block *b = f->head; b && n < max; b = b->fifo_next)
+    {
+      struct shard *s = shard_of (c, b->blockno);
+      pthread_mutex_lock (&s->lock);
+      out[n++] = (struct cache_block_rank){ b->blockno, base + b->freq };
+      pthread_mutex_unlock (&s->lock);
+    }
+  return n;
+}
+
+size_t
+cache_list_blocks (struct cache *c, struct cache_block_rank *out, size_t max)
+{
+  size_t n;
+
+  pthread_mutex_lock (&c->evict_lock);
+  n = list_fifo (c, &c->main, MAX_FREQ + 1, out, max);
+  n += list_fifo (c, &c->small, 0, out + n, max - n);
+  pthread_mutex_unlock (&c->evict_lock);
+  return n;
+}
+
 void
 cache_get_stats (struct cache *c, struct cache_stats *stats)
 {

@@ -267,6 +267,21 @@ void cache_space_wait (struct cache *c, uint64_t *ticket);
 /* Unregister a waiter. */
 void cache_space_unwatch (struct cache *c);
 
+/* A cached block and how hot the cache holds it: 4 + its frequency (0..3)
+ * in the main FIFO, its frequency in the small one; higher is hotter. */
+struct cache_block_rank
+{
+  uint64_t blockno;
+  unsigned rank;
+};
+
+/* Fill OUT with up to MAX inserted blocks and their ranks, the main FIFO
+ * then the small one, each newest first; returns how many.  For saving a
+ * hot set.  O(blocks) under the eviction lock (one shard lock at a time
+ * inside it). */
+size_t cache_list_blocks (struct cache *c, struct cache_block_rank *out,
+                          size_t max);
+
 /* Copy the counters into *STATS. */
 void cache_get_stats (struct cache *c, struct cache_stats *stats);
 

@@ -497,6 +497,24 @@ cmd_mrc (struct client *c, int argc, char **argv, FILE *fp)
   return CMD_OK;
 }
 
+static void
+save_hotset_done (void *opaque, int result, uint64_t value)
+{
+  char body[64];
+
+  snprintf (body, sizeof body, "hotset_blocks %" PRIu64 "\n", value);
+  finish (opaque, result, "save-hotset", body,
+          result == -ENOTSUP ? "no hot set file (start with hotset=PATH)"
+                             : NULL);
+}
+
+static enum cmd_status
+cmd_save_hotset (struct client *c, int argc, char **argv, FILE *fp)
+{
+  return submit (c, fp, "save-hotset", CONTROL_JOB_SAVE_HOTSET, 0,
+                 save_hotset_done);
+}
+
 static enum cmd_status
 cmd_drop_clean (struct client *c, int argc, char **argv, FILE *fp)
 {
@@ -626,6 +644,8 @@ static const struct command command_table[] = {
   { "clear-errors", 0, 0, cmd_clear_errors,
     "clear-errors              let flushes and FUA run again after a "
     "failed fdatasync" },
+  { "save-hotset", 0, 0, cmd_save_hotset,
+    "save-hotset               write the hot set file for a warm restart" },
   { "set", 2, 2, cmd_set,
     "set cache-size SIZE       resize the cache, writing back first\n"
     "set dirty-expire SECS     write back data dirty this long (0: never)\n"

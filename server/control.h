@@ -12,6 +12,7 @@
  *   mrc                      the miss-ratio curve, "SIZE RATIO" lines
  *   set cache-size SIZE      resize the cache (writing back first)
  *   set dirty-expire SECS    and dirty-background PCT, dirty-limit PCT
+ *   save-hotset              write the hot set file now (hotset.h)
  *
  * Empty lines are ignored.  Every connection is non-blocking and has its
  * own buffers: a line longer than CONTROL_LINE_MAX is answered with an
@@ -64,6 +65,7 @@ enum control_job
   CONTROL_JOB_FLUSH,          /* engine_flush */
   CONTROL_JOB_DROP_CLEAN,     /* engine_drop_clean; VALUE: blocks dropped */
   CONTROL_JOB_SET_CACHE_SIZE, /* engine_set_cache_size (ARG) */
+  CONTROL_JOB_SAVE_HOTSET,    /* hotset_save; VALUE: blocks saved */
 };
 
 /* Called on the loop thread when a job has run, with its result (0 or a

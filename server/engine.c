@@ -78,6 +78,7 @@
 
 #include "engine.h"
 #include "extent_tree.h"
+#include "seqdetect.h"
 
 /* The largest range block status describes at once. */
 #define EXTENTS_MAX (1ULL << 30)
@@ -103,6 +104,7 @@ struct engine
   struct ordered_queue *oq;
   struct cache *cache; /* NULL in mode none */
   struct mrc *mrc;     /* NULL without a cache or a curve */
+  struct seqdetect *seq; /* NULL without a cache or a sequential cutoff */
   struct engine_config cfg;
   uint64_t gran; /* lock granularity: the block size or the alignment */
   _Atomic uint64_t cache_size;  /* bytes; changed by engine_set_cache_size */
@@ -115,6 +117,7 @@ struct engine
   _Atomic uint64_t writeback_blocks, writeback_errors;
   _Atomic uint64_t lock_waits, recheck_retries, dirty_limit_waits;
   _Atomic uint64_t uncached_reads, degraded_writethrough;
+  _Atomic uint64_t seq_bypassed_bytes;
   _Atomic uint64_t writeback_failures; /* block writebacks failed in a row
                                         * (count_failures) */
 };
@@ -170,12 +173,16 @@ engine_new (struct store *st, const struct engine_config *cfg)
                                        .window = cfg->mrc_window }))
                                       == NULL)
         goto fail;
+      if (cfg->seq_cutoff && (e->seq = seqdetect_new (cfg->seq_cutoff)) == NULL)
+        goto fail;
     }
   return e;
 
 fail:
   {
     int saved = errno;
+    if (e->cache)
+      cache_free (e->cache);
     if (e->locks)
       extent_tree_free (e->locks);
     if (e->oq)
@@ -249,6 +256,7 @@ engine_free (struct engine *e)
   if (e->cache)
     cache_free (e->cache);
   mrc_free (e->mrc);
+  seqdetect_free (e->seq);
   ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
   store_close (e->st);
@@ -749,23 +757,18 @@ copy_out (struct engine *e, struct cache_block *b, char *out, uint64_t offset,
                      + offset % e->cfg.block_size, count);
 }
 
-/* Read the part of [offset, offset+count) in blocks FIRST..LAST without
- * filling the cache, when it has no room to give (its blocks are dirty
- * and their writeback fails): under the blocks' range, each cached block
+/* Read the part of [offset, offset+count) in blocks FIRST..LAST to OUT
+ * without filling the cache: under the blocks' range, each cached block
  * (maybe DIRTY, newer than the disk) is copied out and the others are read
- * from the store, so a read never fails because writeback does.  OUT NULL
- * (a prefetch) reads nothing. */
+ * from the store. */
 static int
-read_uncached (struct engine *e, char *out, uint64_t offset, uint64_t count,
-               uint64_t first, uint64_t last)
+read_around (struct engine *e, char *out, uint64_t offset, uint64_t count,
+             uint64_t first, uint64_t last)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t start = first * B, end = min_u64 ((last + 1) * B, e->st->size);
   int r;
 
-  bump (&e->uncached_reads);
-  if (out == NULL)
-    return 0;
   r = lock_range (e, start, end);
   if (r < 0)
     return r;
@@ -785,6 +788,34 @@ read_uncached (struct engine *e, char *out, uint64_t offset, uint64_t count,
     }
   unlock_range (e, start, end);
   return r;
+}
+
+/* read_around, when the cache has no room to give (its blocks are dirty
+ * and their writeback fails), so a read never fails because writeback
+ * does.  OUT NULL (a prefetch) reads nothing. */
+static int
+read_uncached (struct engine *e, char *out, uint64_t offset, uint64_t count,
+               uint64_t first, uint64_t last)
+{
+  bump (&e->uncached_reads);
+  if (out == NULL)
+    return 0;
+  return read_around (e, out, offset, count, first, last);
+}
+
+/* read_around for a read past the sequential cutoff (seqdetect.h): the
+ * stream is not kept, so it does not push the hot blocks out. */
+static int
+read_bypass (struct engine *e, char *out, uint64_t offset, uint64_t count,
+             uint64_t first, uint64_t last)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t from = offset > first * B ? offset : first * B;
+  uint64_t to = min_u64 (offset + count, (last + 1) * B);
+
+  atomic_fetch_add_explicit (&e->seq_bypassed_bytes, to - from,
+                             memory_order_relaxed);
+  return read_around (e, out, offset, count, first, last);
 }
 
 /* Fill the missing blocks FIRST..LAST from the store and copy the part of
@@ -856,15 +887,15 @@ read_hit (struct engine *e, char *out, uint64_t offset, uint64_t count,
                      from - bstart, to - from);
 }
 
-/* Read through the cache; OUT NULL only prefetches. */
+/* Read through the cache; OUT NULL only prefetches.  With BYPASS, misses
+ * are read around the cache (read_bypass). */
 static int
-cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
+cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
+             bool bypass)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t last = (offset + count - 1) / B;
 
-  if (e->mrc)
-    mrc_access (e->mrc, offset / B, last - offset / B + 1);
   for (uint64_t blk = offset / B; blk <= last;)
     {
       if (read_hit (e, out, offset, count, blk))
@@ -879,7 +910,8 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
       while (run_last < last
              && !(hit_after = read_hit (e, out, offset, count, run_last + 1)))
         run_last++;
-      int r = read_miss (e, out, offset, count, blk, run_last);
+      int r = bypass ? read_bypass (e, out, offset, count, blk, run_last)
+                     : read_miss (e, out, offset, count, blk, run_last);
       if (r < 0)
         return r;
       blk = run_last + 1 + hit_after;
@@ -895,7 +927,13 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
   bump (&e->reads);
   if (e->cache == NULL)
     return store_read (e->st, buf, count, offset);
-  return cached_read (e, buf, count, offset);
+  if (e->mrc)
+    {
+      uint64_t B = e->cfg.block_size;
+      mrc_access (e->mrc, offset / B, (offset + count - 1) / B - offset / B + 1);
+    }
+  return cached_read (e, buf, count, offset,
+                      e->seq && seqdetect_read (e->seq, offset, count));
 }
 
 int
@@ -906,7 +944,49 @@ engine_cache (struct engine *e, uint32_t count, uint64_t offset)
   bump (&e->prefetches);
   if (e->cache == NULL)
     return store_prefetch (e->st, offset, count);
-  return cached_read (e, NULL, count, offset);
+  return cached_read (e, NULL, count, offset, false);
+}
+
+int
+engine_prewarm (struct engine *e, uint64_t count, uint64_t offset)
+{
+  uint64_t B = e->cfg.block_size;
+
+  if (e->cache == NULL)
+    return -ENOTSUP;
+  if (offset >= e->st->size)
+    return 0;
+  count = min_u64 (count, e->st->size - offset);
+  for (uint64_t blk = offset / B; blk <= (offset + count - 1) / B; blk++)
+    {
+      struct cache_block *b = cache_peek (e->cache, blk);
+      if (b)
+        {
+          cache_unpin (e->cache, b);
+          continue;
+        }
+      int r = read_miss (e, NULL, blk * B, block_len (e, blk), blk, blk);
+      if (r < 0)
+        return r;
+    }
+  return 0;
+}
+
+uint64_t
+engine_requests (struct engine *e)
+{
+  return atomic_load_explicit (&e->reads, memory_order_relaxed)
+         + atomic_load_explicit (&e->cached_writes, memory_order_relaxed)
+         + atomic_load_explicit (&e->direct_writes, memory_order_relaxed)
+         + atomic_load_explicit (&e->zeroes, memory_order_relaxed)
+         + atomic_load_explicit (&e->trims, memory_order_relaxed)
+         + atomic_load_explicit (&e->flushes, memory_order_relaxed);
+}
+
+size_t
+engine_hot_blocks (struct engine *e, struct cache_block_rank *out, size_t max)
+{
+  return e->cache ? cache_list_blocks (e->cache, out, max) : 0;
 }
 
 /* --- direct writes --------------------------------------------------- */
@@ -1467,6 +1547,8 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   s->dirty_limit_waits = atomic_load (&e->dirty_limit_waits);
   s->uncached_reads = atomic_load (&e->uncached_reads);
   s->degraded_writethrough = atomic_load (&e->degraded_writethrough);
+  s->seq_cutoff = e->seq ? e->cfg.seq_cutoff : 0;
+  s->seq_bypassed_bytes = atomic_load (&e->seq_bypassed_bytes);
 }
 
 /* --- background writeback and administration ------------------------- */

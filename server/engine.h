@@ -42,6 +42,9 @@ struct engine_config
                             * lock without allocating while no more are
                             * held or awaited at once (else one that
                             * cannot allocate fails with -ENOMEM) */
+  uint64_t seq_cutoff;      /* a read of a sequential stream longer than
+                            * this many bytes bypasses the cache
+                            * (seqdetect.h); 0: never */
   unsigned exit_flush_s;    /* how long engine_free retries a failing
                             * flush, in seconds */
   uint32_t mrc_samples;     /* blocks the miss-ratio curve samples at
@@ -79,6 +82,9 @@ struct engine_stats
                                * the cache had no room (failing writeback) */
   uint64_t degraded_writethrough; /* writes sent to the disk, not the cache,
                                    * after repeated writeback failures */
+  uint64_t seq_cutoff;         /* the sequential cutoff, in bytes (0: off) */
+  uint64_t seq_bypassed_bytes; /* bytes of sequential reads served from the
+                                * disk without entering the cache */
 };
 
 /* Create an engine serving the open store ST (the engine takes it over)
@@ -126,6 +132,21 @@ struct mrc *engine_mrc (struct engine *e);
 
 /* Prefetch a range into the cache. */
 int engine_cache (struct engine *e, uint32_t count, uint64_t offset);
+
+/* Prefetch the blocks of a range that are not cached, through the read
+ * miss path (under their range locks, so a block a client wrote meanwhile
+ * is never replaced), without counting hits, misses or requests: for the
+ * warm restart (prewarm.h).  -ENOTSUP without a cache. */
+int engine_prewarm (struct engine *e, uint64_t count, uint64_t offset);
+
+/* Requests served so far (reads, writes, zeroes, trims, flushes): a
+ * background task that sees it move knows clients are busy. */
+uint64_t engine_requests (struct engine *e);
+
+/* The cached blocks and their ranks (cache_list_blocks), at most MAX into
+ * OUT; returns how many (0 without a cache). */
+size_t engine_hot_blocks (struct engine *e, struct cache_block_rank *out,
+                          size_t max);
 
 /* Describe a range as data and holes, calling ADD for each run in order;
  * dirty and in-flight blocks are data.  May describe less than COUNT bytes

@@ -105,6 +105,12 @@ static const struct metric_def engine_defs[] = {
     "count once each)." },
   { "sync_errors", METRIC_COUNTER, E (ordered.sync_errors),
     "fdatasync calls that failed." },
+  { "seq_cutoff_bytes", METRIC_GAUGE, E (seq_cutoff),
+    "Length of a sequential read stream past which it bypasses the cache "
+    "(0: off)." },
+  { "seq_bypassed_bytes", METRIC_COUNTER, E (seq_bypassed_bytes),
+    "Bytes of sequential reads served from the disk without entering the "
+    "cache." },
   { "sync_failed", METRIC_GAUGE, E (ordered.sync_failed),
     "1 while a failed fdatasync is latched: flushes and FUA requests fail "
     "until clear-errors." },
@@ -132,6 +138,10 @@ static const struct metric_def service_defs[] = {
     "Control commands waiting for the worker (at most 8)." },
   { "control_idle_seconds", METRIC_GAUGE, S (control_idle),
     "Seconds after which an idle control connection is closed." },
+  { "prewarm_blocks_done", METRIC_COUNTER, S (prewarm_blocks_done),
+    "Blocks of the hot set prefetched so far at start-up." },
+  { "prewarm_blocks_total", METRIC_COUNTER, S (prewarm_blocks_total),
+    "Blocks of the hot set to prefetch at start-up (0: a cold start)." },
 };
 
 #undef E

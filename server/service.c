@@ -44,6 +44,7 @@
 #include <ev.h>
 
 #include "control.h"
+#include "hotset.h"
 #include "metrics.h"
 #include "service.h"
 
@@ -183,6 +184,11 @@ run_job (struct service *s, struct job *j)
       break;
     case CONTROL_JOB_SET_CACHE_SIZE:
       j->result = engine_set_cache_size (s->e, j->arg);
+      break;
+    case CONTROL_JOB_SAVE_HOTSET:
+      j->result = s->cfg.hotset_path
+                      ? hotset_save (s->e, s->cfg.hotset_path, &j->value)
+                      : -ENOTSUP;
       break;
     }
 }
@@ -606,6 +612,9 @@ service_get_stats (struct service *s, struct service_stats *st)
       st->control_idle
           = s->cfg.control_idle ? s->cfg.control_idle : CONTROL_IDLE_SECONDS;
     }
+  if (s->cfg.prewarm)
+    prewarm_progress (s->cfg.prewarm, &st->prewarm_blocks_done,
+                      &st->prewarm_blocks_total);
   pthread_mutex_lock (&s->lock);
   st->control_jobs_queued = s->queued;
   pthread_mutex_unlock (&s->lock);

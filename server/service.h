@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "prewarm.h"
 
 /* Control jobs that may wait in the worker's queue at once. */
 #define SERVICE_JOBS_MAX 8
@@ -56,6 +57,9 @@ struct service_config
   bool debug_writeback;      /* log every background writeback pass */
   bool debug_control;        /* log control connections and commands */
   unsigned control_idle;     /* seconds; 0: CONTROL_IDLE_SECONDS */
+  const char *hotset_path;   /* where save-hotset writes (not copied);
+                              * NULL: the command is refused */
+  struct prewarm *prewarm;   /* its progress is in the stats; may be NULL */
   /* Where messages go (nbdkit_debug and nbdkit_error in the plugin).  It is
    * called from the service's threads. */
   log_fn log;
@@ -74,6 +78,8 @@ struct service_stats
   uint64_t control_errors;      /* commands answered with an error */
   uint64_t control_jobs_queued; /* control jobs waiting for the worker */
   uint64_t control_idle;        /* seconds before an idle client is dropped */
+  uint64_t prewarm_blocks_done;  /* prewarm.h */
+  uint64_t prewarm_blocks_total;
 };
 
 struct service;
