@@ -257,6 +257,17 @@ parse_block_size (const char *value)
   return 0;
 }
 
+static int
+parse_writeback_rate (const char *value)
+{
+  int64_t rate = nbdkit_parse_size (value);
+
+  if (rate == -1)
+    return -1;
+  config.writeback_rate = rate;
+  return 0;
+}
+
 /* An integer parameter from MIN to MAX. */
 static int
 parse_bounded (const char *key, const char *value, unsigned min, unsigned max,
@@ -320,6 +331,8 @@ blkcache_config (const char *key, const char *value)
     return parse_bounded (key, value, 0, 100, &dirty_background);
   if (strcmp (key, "dirty-limit") == 0)
     return parse_bounded (key, value, 1, 100, &config.dirty_limit);
+  if (strcmp (key, "writeback-rate") == 0)
+    return parse_writeback_rate (value);
   if (strcmp (key, "sched") == 0)
     return parse_sched (value);
   if (strcmp (key, "mrc-samples") == 0)
@@ -395,6 +408,8 @@ blkcache_config_complete (void)
   "                    dirty (default 10).\n" \
   "dirty-limit=PCT     Hold writers while more than PCT% of the cache is\n" \
   "                    dirty (default 50).\n" \
+  "writeback-rate=SIZE Cap background writeback at SIZE a second\n" \
+  "                    (default 0: unlimited).\n" \
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \
   "control=PATH        Create a control socket at PATH (blkcachectl).\n" \
@@ -480,7 +495,8 @@ start_service (void)
   struct service_config cfg = {
     .engine = engine,
     .control_path = control_path,
-    .writeback = config.mode == ENGINE_CACHE_WRITEBACK,
+    /* Writethrough too: set cache-mode may switch to writeback. */
+    .writeback = config.mode != ENGINE_CACHE_NONE,
     .dirty_expire = dirty_expire,
     .dirty_background = dirty_background,
     .debug_writeback = blkcache_debug_writeback,

@@ -9,7 +9,8 @@
  * growable one, bounded because no command runs while the output is above
  * the high-water mark and no reply is longer than a few KiB.
  *
- * A command that does disk I/O (flush, drop-clean, set cache-size) goes to
+ * A command that does disk I/O (flush, drop-clean, set cache-size, set
+ * cache-mode) goes to
  * the service's worker; the client is "busy" until the completion comes
  * back to the loop thread, and its later lines wait in its buffer, so the
  * replies keep the order of the commands.  A client that hangs up while
@@ -416,6 +417,12 @@ resize_done (void *opaque, int result, uint64_t value)
           result == -EINVAL || result == -ENOTSUP ? why : NULL);
 }
 
+static void
+mode_done (void *opaque, int result, uint64_t value)
+{
+  finish (opaque, result, "set cache-mode", "", NULL);
+}
+
 static enum cmd_status
 submit (struct client *c, FILE *fp, const char *what, enum control_job job,
         uint64_t arg, control_done_fn done)
@@ -616,9 +623,33 @@ cmd_set (struct client *c, int argc, char **argv, FILE *fp)
                      key, printable (value, word, sizeof word));
       return set_on_host (c, fp, key, n);
     }
+  if (strcmp (key, "writeback-rate") == 0)
+    {
+      if (parse_size (value, &n) < 0)
+        return fail (c, fp,
+                     "writeback-rate: expected bytes a second such as 20M "
+                     "(0: unlimited), got '%s'",
+                     printable (value, word, sizeof word));
+      engine_set_writeback_rate (c->ctl->host.engine, n);
+      return CMD_OK;
+    }
+  if (strcmp (key, "cache-mode") == 0)
+    {
+      if (strcmp (value, "writeback") == 0)
+        n = ENGINE_CACHE_WRITEBACK;
+      else if (strcmp (value, "writethrough") == 0)
+        n = ENGINE_CACHE_WRITETHROUGH;
+      else
+        return fail (c, fp,
+                     "cache-mode: expected writeback or writethrough, got "
+                     "'%s'",
+                     printable (value, word, sizeof word));
+      return submit (c, fp, "set cache-mode", CONTROL_JOB_SET_CACHE_MODE, n,
+                     mode_done);
+    }
   return fail (c, fp,
                "set: unknown setting '%s' (cache-size, dirty-expire, "
-               "dirty-background, dirty-limit)",
+               "dirty-background, dirty-limit, writeback-rate, cache-mode)",
                printable (key, word, sizeof word));
 }
 
@@ -650,7 +681,10 @@ static const struct command command_table[] = {
     "set cache-size SIZE       resize the cache, writing back first\n"
     "set dirty-expire SECS     write back data dirty this long (0: never)\n"
     "set dirty-background PCT  write back above PCT% of the cache dirty\n"
-    "set dirty-limit PCT       hold writers above PCT% of the cache dirty" },
+    "set dirty-limit PCT       hold writers above PCT% of the cache dirty\n"
+    "set writeback-rate SIZE   cap background writeback at SIZE a second\n"
+    "set cache-mode MODE       writeback, or writethrough (writes back "
+    "first)" },
 };
 
 #define NR_COMMANDS (sizeof command_table / sizeof *command_table)

@@ -13,6 +13,9 @@
  *   set cache-size SIZE      resize the cache (writing back first)
  *   set dirty-expire SECS    and dirty-background PCT, dirty-limit PCT
  *   save-hotset              write the hot set file now (hotset.h)
+ *   set writeback-rate SIZE  cap background writeback, bytes a second
+ *   set cache-mode MODE      writeback or writethrough (writing back
+ *                            every dirty block first)
  *
  * Empty lines are ignored.  Every connection is non-blocking and has its
  * own buffers: a line longer than CONTROL_LINE_MAX is answered with an
@@ -66,6 +69,7 @@ enum control_job
   CONTROL_JOB_DROP_CLEAN,     /* engine_drop_clean; VALUE: blocks dropped */
   CONTROL_JOB_SET_CACHE_SIZE, /* engine_set_cache_size (ARG) */
   CONTROL_JOB_SAVE_HOTSET,    /* hotset_save; VALUE: blocks saved */
+  CONTROL_JOB_SET_CACHE_MODE, /* engine_set_cache_mode (ARG) */
 };
 
 /* Called on the loop thread when a job has run, with its result (0 or a

@@ -79,6 +79,8 @@
 #include "engine.h"
 #include "extent_tree.h"
 #include "seqdetect.h"
+#include "mode.h"
+#include "pacer.h"
 
 /* The largest range block status describes at once. */
 #define EXTENTS_MAX (1ULL << 30)
@@ -96,6 +98,8 @@
  * block in 8 takes its lock, and the rate falls from there as the blocks
  * read outgrow mrc_samples. */
 #define MRC_START_RATE (1.0 / 8)
+/* The longest a paced background pass may wait in all (engine.h). */
+#define BACKGROUND_PASS_NS 1000000000ULL
 
 struct engine
 {
@@ -120,6 +124,9 @@ struct engine
   _Atomic uint64_t seq_bypassed_bytes;
   _Atomic uint64_t writeback_failures; /* block writebacks failed in a row
                                         * (count_failures) */
+  _Atomic uint64_t background_writeback_bytes;
+  struct pacer *pacer;   /* background writeback's rate; requests in flight */
+  struct mode_gate mode; /* writeback or writethrough, switchable */
 };
 
 static void
@@ -147,9 +154,11 @@ engine_new (struct store *st, const struct engine_config *cfg)
   e->gran = st->align;
   atomic_init (&e->cache_size, cfg->cache_size);
   atomic_init (&e->dirty_limit, cfg->dirty_limit);
+  mode_init (&e->mode, cfg->mode);
   e->locks = extent_tree_new ();
   e->oq = ordered_queue_new ();
-  if (e->locks == NULL || e->oq == NULL)
+  e->pacer = pacer_new (cfg->writeback_rate);
+  if (e->locks == NULL || e->oq == NULL || e->pacer == NULL)
     goto fail;
   if (extent_tree_reserve (e->locks, cfg->lock_nodes) < 0)
     {
@@ -189,6 +198,7 @@ fail:
       ordered_queue_free (e->oq);
     if (e->cache)
       cache_free (e->cache);
+    pacer_free (e->pacer);
     free (e);
     errno = saved;
     return NULL;
@@ -259,6 +269,7 @@ engine_free (struct engine *e)
   seqdetect_free (e->seq);
   ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
+  pacer_free (e->pacer);
   store_close (e->st);
   free (e);
   return r;
@@ -604,14 +615,16 @@ writeback_all (struct engine *e, uint64_t dirtied_by)
 }
 
 /* Write back the dirty run of at most MAX_BLOCKS that starts at the block
- * dirtied longest ago, if that block was dirtied at or before CUTOFF.
+ * dirtied longest ago, if that block was dirtied at or before CUTOFF, and
+ * add the run's blocks to *WRITTEN.
  * Returns 1 when it wrote (or the block was written back meanwhile), 0
  * when no dirty block qualifies, or a negative errno.  The caller holds no
  * range.  A block that stays dirty (redirtied, or its write failed) goes
  * to the back of the age list, so repeated calls move on to other
  * blocks. */
 static int
-writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks)
+writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks,
+                  uint64_t *written)
 {
   uint64_t blk, dirtied_at;
   struct cache_run run;
@@ -623,6 +636,7 @@ writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks)
   if (cache_dirty_runs (e->cache, blk, max_blocks, UINT64_MAX, &run, 1) == 0)
     return 1;
   r = writeback_run (e, run.start, run.count);
+  *written += run.count;
   return r < 0 ? r : 1;
 }
 
@@ -648,13 +662,15 @@ balance_dirty (struct engine *e)
   for (;;)
     {
       uint64_t ticket = cache_space_watch (e->cache);
+      uint64_t written = 0;
       int r = 0;
       dirty = cache_dirty_bytes (e->cache);
       if (dirty > limit)
         {
           uint64_t over = (dirty - limit) / e->cfg.block_size + 1;
           r = writeback_oldest (e, UINT64_MAX,
-                                over > VICTIM_BLOCKS ? over : VICTIM_BLOCKS);
+                                over > VICTIM_BLOCKS ? over : VICTIM_BLOCKS,
+                                &written);
           if (r == 0) /* every dirty block is in writeback: wait for one */
             cache_space_wait (e->cache, &ticket);
         }
@@ -922,18 +938,25 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
 int
 engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 {
+  int r;
+
   if (count == 0)
     return 0;
   bump (&e->reads);
+  pacer_request_begin (e->pacer);
   if (e->cache == NULL)
-    return store_read (e->st, buf, count, offset);
-  if (e->mrc)
+    r = store_read (e->st, buf, count, offset);
+  else
     {
       uint64_t B = e->cfg.block_size;
-      mrc_access (e->mrc, offset / B, (offset + count - 1) / B - offset / B + 1);
+      if (e->mrc)
+        mrc_access (e->mrc, offset / B,
+                    (offset + count - 1) / B - offset / B + 1);
+      r = cached_read (e, buf, count, offset,
+                       e->seq && seqdetect_read (e->seq, offset, count));
     }
-  return cached_read (e, buf, count, offset,
-                      e->seq && seqdetect_read (e->seq, offset, count));
+  pacer_request_end (e->pacer);
+  return r;
 }
 
 int
@@ -1370,15 +1393,13 @@ out:
   return r;
 }
 
-int
-engine_write (struct engine *e, const void *buf, uint32_t count,
-              uint64_t offset, bool fua)
+static int
+write_request (struct engine *e, const void *buf, uint32_t count,
+               uint64_t offset, bool fua)
 {
-  if (count == 0)
-    return 0;
   if (fua)
     bump (&e->fua_writes);
-  if (e->cfg.mode == ENGINE_CACHE_WRITEBACK && !fua)
+  if (!fua && mode_write_begin (&e->mode))
     {
       /* After repeated writeback failures a cached write would only add
        * dirty data that cannot be written: it goes to the disk, and its
@@ -1387,14 +1408,31 @@ engine_write (struct engine *e, const void *buf, uint32_t count,
           < DEGRADE_AFTER_FAILURES)
         {
           bump (&e->cached_writes);
-          return cached_write (e, buf, count, offset);
+          int r = cached_write (e, buf, count, offset);
+          mode_write_end (&e->mode);
+          return r;
         }
+      mode_write_end (&e->mode);
       bump (&e->degraded_writethrough);
     }
   bump (&e->direct_writes);
   struct direct_req q = { .op = DIRECT_WRITE, .data = buf, .count = count,
                           .offset = offset, .fua = fua };
   return direct_io (e, &q);
+}
+
+int
+engine_write (struct engine *e, const void *buf, uint32_t count,
+              uint64_t offset, bool fua)
+{
+  int r;
+
+  if (count == 0)
+    return 0;
+  pacer_request_begin (e->pacer);
+  r = write_request (e, buf, count, offset, fua);
+  pacer_request_end (e->pacer);
+  return r;
 }
 
 int
@@ -1414,7 +1452,10 @@ engine_zero (struct engine *e, uint32_t count, uint64_t offset,
     return -ENOTSUP;
   struct direct_req q = { .op = DIRECT_ZERO, .count = count, .offset = offset,
                           .may_trim = may_trim, .fast = fast, .fua = fua };
-  return direct_io (e, &q);
+  pacer_request_begin (e->pacer);
+  int r = direct_io (e, &q);
+  pacer_request_end (e->pacer);
+  return r;
 }
 
 int
@@ -1425,7 +1466,10 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
   bump (&e->trims);
   struct direct_req q = { .op = DIRECT_TRIM, .count = count, .offset = offset,
                           .fua = fua };
-  return direct_io (e, &q);
+  pacer_request_begin (e->pacer);
+  int r = direct_io (e, &q);
+  pacer_request_end (e->pacer);
+  return r;
 }
 
 /* Rule: a flush succeeds only if every write acknowledged before it began
@@ -1549,6 +1593,14 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   s->degraded_writethrough = atomic_load (&e->degraded_writethrough);
   s->seq_cutoff = e->seq ? e->cfg.seq_cutoff : 0;
   s->seq_bypassed_bytes = atomic_load (&e->seq_bypassed_bytes);
+  s->cache_mode = mode_get (&e->mode);
+  s->background_writeback_bytes
+      = atomic_load (&e->background_writeback_bytes);
+  struct pacer_stats ps;
+  pacer_get_stats (e->pacer, &ps);
+  s->writeback_rate = ps.rate;
+  s->writeback_yields = ps.yields;
+  s->writeback_throttles = ps.throttles;
 }
 
 /* --- background writeback and administration ------------------------- */
@@ -1568,15 +1620,40 @@ engine_above_dirty (struct engine *e, unsigned pct)
   return e->cache && cache_dirty_bytes (e->cache) > percent_of_cache (e, pct);
 }
 
+/* One step of background writeback: wait for the pacer (yielding to
+ * client requests unless dirty bytes are above the dirty limit), then
+ * write back the oldest dirty run dirtied at or before CUTOFF, at most a
+ * pacer step long, and charge it.  Returns as writeback_oldest, or 0 when
+ * the pass has waited until DEADLINE. */
+static int
+background_step (struct engine *e, uint64_t cutoff, uint64_t deadline)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t step = pacer_step_bytes (e->pacer) / B;
+  unsigned pct = atomic_load_explicit (&e->dirty_limit, memory_order_relaxed);
+  bool forced = cache_dirty_bytes (e->cache) > percent_of_cache (e, pct);
+  uint64_t written = 0;
+  int r;
+
+  if (pacer_wait (e->pacer, !forced, deadline) < 0)
+    return 0;
+  step = step == 0 ? 1 : min_u64 (step, WRITEBACK_RUN_BLOCKS);
+  r = writeback_oldest (e, cutoff, step, &written);
+  pacer_charge (e->pacer, cache_clock (), written * B);
+  atomic_fetch_add (&e->background_writeback_bytes, written * B);
+  return r;
+}
+
 int
 engine_writeback_expired (struct engine *e, uint64_t now, uint64_t max_age)
 {
   uint64_t cutoff = now - min_u64 (max_age, now);
+  uint64_t deadline = cache_clock () + BACKGROUND_PASS_NS;
   int r;
 
   if (e->cache == NULL)
     return 0;
-  while ((r = writeback_oldest (e, cutoff, WRITEBACK_RUN_BLOCKS)) > 0)
+  while ((r = background_step (e, cutoff, deadline)) > 0)
     ;
   return r;
 }
@@ -1585,6 +1662,7 @@ int
 engine_writeback_background (struct engine *e, unsigned pct)
 {
   uint64_t target = percent_of_cache (e, pct);
+  uint64_t deadline = cache_clock () + BACKGROUND_PASS_NS;
   uint64_t budget, written;
   int r = 0;
 
@@ -1597,7 +1675,7 @@ engine_writeback_background (struct engine *e, unsigned pct)
   while (cache_dirty_bytes (e->cache) > target
          && atomic_load (&e->writeback_blocks) - written < budget)
     {
-      r = writeback_oldest (e, UINT64_MAX, WRITEBACK_RUN_BLOCKS);
+      r = background_step (e, UINT64_MAX, deadline);
       if (r <= 0)
         break;
     }
@@ -1611,6 +1689,24 @@ engine_set_dirty_limit (struct engine *e, unsigned pct)
     return -EINVAL;
   atomic_store (&e->dirty_limit, pct);
   return 0;
+}
+
+void
+engine_set_writeback_rate (struct engine *e, uint64_t rate)
+{
+  pacer_set_rate (e->pacer, rate);
+}
+
+int
+engine_set_cache_mode (struct engine *e, enum engine_cache_mode mode)
+{
+  if (e->cache == NULL || mode == ENGINE_CACHE_NONE)
+    return -ENOTSUP;
+  mode_set (&e->mode, mode);
+  /* Every cached write that saw writeback has ended (mode_set), so every
+   * dirty block was dirtied before the flush begins, and it writes them
+   * all. */
+  return mode == ENGINE_CACHE_WRITETHROUGH ? engine_flush (e) : 0;
 }
 
 int

@@ -50,6 +50,8 @@ struct engine_config
   uint32_t mrc_samples;     /* blocks the miss-ratio curve samples at
                             * most (mrc.h); 0: no curve */
   uint64_t mrc_window;      /* block references the curve covers */
+  uint64_t writeback_rate;  /* background writeback's cap, bytes a second;
+                            * 0: unlimited (pacer.h) */
   /* Where errors an administrator must act on are reported (log.h); NULL:
    * nowhere.  Called from request threads. */
   log_fn log;
@@ -85,6 +87,14 @@ struct engine_stats
   uint64_t seq_cutoff;         /* the sequential cutoff, in bytes (0: off) */
   uint64_t seq_bypassed_bytes; /* bytes of sequential reads served from the
                                 * disk without entering the cache */
+  uint64_t cache_mode;        /* enum engine_cache_mode now */
+  uint64_t writeback_rate;    /* background writeback's cap, bytes/s */
+  uint64_t background_writeback_bytes; /* bytes of the blocks background
+                                        * writeback wrote */
+  uint64_t writeback_yields;  /* background steps that waited for client
+                               * requests */
+  uint64_t writeback_throttles; /* background steps that waited for the
+                                 * rate */
 };
 
 /* Create an engine serving the open store ST (the engine takes it over)
@@ -161,9 +171,16 @@ void engine_get_stats (struct engine *e, struct engine_stats *stats);
  *
  * These are for the service thread and the control socket; each may be
  * called while requests are in flight, from any thread that holds no
- * range.  Times are cache_clock() nanoseconds.  In cache modes other than
- * writeback nothing is ever dirty and the writeback calls return 0 at
- * once. */
+ * range.  Times are cache_clock() nanoseconds.  Without a cache nothing
+ * is ever dirty and the writeback calls return 0 at once.
+ *
+ * Background writeback (engine_writeback_expired and _background) is
+ * paced (pacer.h): at most writeback-rate bytes a second, in steps of at
+ * most a tenth of a second's worth, and before each step it waits (up to
+ * 10 ms) while client requests are in flight, unless dirty bytes are above
+ * the dirty limit.  A pass that would wait more than a second in all
+ * returns 0 early, so the caller's other work is not held up; its next
+ * pass goes on. */
 
 /* Whether some block was dirtied at or before NOW - MAX_AGE. */
 bool engine_has_expired (struct engine *e, uint64_t now, uint64_t max_age);
@@ -188,6 +205,20 @@ int engine_writeback_background (struct engine *e, unsigned pct);
 /* Change the dirty limit (see engine_config) to PCT, 1 to 100.  Returns 0
  * or -EINVAL. */
 int engine_set_dirty_limit (struct engine *e, unsigned pct);
+
+/* Change background writeback's cap to RATE bytes a second (0:
+ * unlimited). */
+void engine_set_writeback_rate (struct engine *e, uint64_t rate);
+
+/* Switch the cache mode between writeback and writethrough (mode.h).
+ * Switching to writethrough sends every later write to the disk, waits
+ * for the cached writes that began before, then flushes (engine_flush):
+ * on success nothing is dirty and every write acknowledged before the
+ * return is on stable storage.  On failure the mode is writethrough all
+ * the same, and the blocks that could not be written stay dirty for later
+ * flushes.  Returns 0; -ENOTSUP without a cache or to MODE none; or the
+ * flush's error. */
+int engine_set_cache_mode (struct engine *e, enum engine_cache_mode mode);
 
 /* Resize the cache to CACHE_SIZE bytes.  Shrinking below what is dirty
  * writes the dirty blocks back before they are evicted: no data is lost.

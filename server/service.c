@@ -64,7 +64,8 @@ struct job
 {
   bool writeback; /* the timer's; KIND and WAITERS are unused */
   enum control_job kind;
-  uint64_t arg;                /* SET_CACHE_SIZE: the size */
+  uint64_t arg;                /* SET_CACHE_SIZE: the size; SET_CACHE_MODE:
+                                * the mode */
   unsigned expire, background; /* writeback: the settings when queued */
   bool expired;                /* writeback: started by dirty-expire */
   struct waiter *waiters;
@@ -189,6 +190,9 @@ run_job (struct service *s, struct job *j)
       j->result = s->cfg.hotset_path
                       ? hotset_save (s->e, s->cfg.hotset_path, &j->value)
                       : -ENOTSUP;
+      break;
+    case CONTROL_JOB_SET_CACHE_MODE:
+      j->result = engine_set_cache_mode (s->e, j->arg);
       break;
     }
 }
