@@ -78,6 +78,7 @@
 
 #include "engine.h"
 #include "extent_tree.h"
+#include "flush_progress.h"
 
 /* The largest range block status describes at once. */
 #define EXTENTS_MAX (1ULL << 30)
@@ -112,6 +113,8 @@ struct engine
   _Atomic uint64_t uncached_reads, degraded_writethrough;
   _Atomic uint64_t writeback_failures; /* block writebacks failed in a row
                                         * (count_failures) */
+  struct histogram *latency; /* one per enum engine_latency */
+  struct flush_progress flush_progress;
 };
 
 static void
@@ -124,6 +127,13 @@ static uint64_t
 min_u64 (uint64_t a, uint64_t b)
 {
   return a < b ? a : b;
+}
+
+/* Record the time since START (a cache_clock time) on PATH. */
+static void
+record_latency (struct engine *e, enum engine_latency path, uint64_t start)
+{
+  histogram_record (e->latency, path, cache_clock () - start);
 }
 
 struct engine *
@@ -141,7 +151,8 @@ engine_new (struct store *st, const struct engine_config *cfg)
   atomic_init (&e->dirty_limit, cfg->dirty_limit);
   e->locks = extent_tree_new ();
   e->oq = ordered_queue_new ();
-  if (e->locks == NULL || e->oq == NULL)
+  e->latency = histogram_new (ENGINE_LATENCY_PATHS);
+  if (e->locks == NULL || e->oq == NULL || e->latency == NULL)
     goto fail;
   if (extent_tree_reserve (e->locks, cfg->lock_nodes) < 0)
     {
@@ -169,6 +180,7 @@ fail:
       extent_tree_free (e->locks);
     if (e->oq)
       ordered_queue_free (e->oq);
+    histogram_free (e->latency);
     free (e);
     errno = saved;
     return NULL;
@@ -237,6 +249,7 @@ engine_free (struct engine *e)
     cache_free (e->cache);
   ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
+  histogram_free (e->latency);
   store_close (e->st);
   free (e);
   return r;
@@ -566,10 +579,13 @@ static int
 writeback_all (struct engine *e, uint64_t dirtied_by)
 {
   struct cache_run runs[WRITEBACK_BATCH_RUNS];
+  struct flush_share share;
   uint64_t cursor = 0;
   size_t n;
   int err = 0;
 
+  flush_progress_begin (&e->flush_progress, &share,
+                        cache_dirty_bytes (e->cache) / e->cfg.block_size);
   while ((n = cache_dirty_runs (e->cache, cursor, WRITEBACK_BATCH_BLOCKS,
                                 dirtied_by, runs, WRITEBACK_BATCH_RUNS)) > 0)
     {
@@ -577,7 +593,10 @@ writeback_all (struct engine *e, uint64_t dirtied_by)
       if (err == 0)
         err = r;
       cursor = runs[n - 1].start + runs[n - 1].count;
+      for (size_t i = 0; i < n; i++)
+        flush_progress_advance (&e->flush_progress, &share, runs[i].count);
     }
+  flush_progress_end (&e->flush_progress, &share);
   return err;
 }
 
@@ -604,6 +623,19 @@ writeback_oldest (struct engine *e, uint64_t cutoff, uint64_t max_blocks)
   return r < 0 ? r : 1;
 }
 
+/* writeback_oldest for background writeback, a run of up to
+ * WRITEBACK_RUN_BLOCKS blocks, timed when it wrote. */
+static int
+background_run (struct engine *e, uint64_t cutoff)
+{
+  uint64_t start = cache_clock ();
+  int r = writeback_oldest (e, cutoff, WRITEBACK_RUN_BLOCKS);
+
+  if (r != 0)
+    record_latency (e, ENGINE_LAT_WRITEBACK_RUN, start);
+  return r;
+}
+
 static uint64_t
 percent_of_cache (struct engine *e, unsigned pct)
 {
@@ -623,6 +655,7 @@ balance_dirty (struct engine *e)
   if (pct >= 100 || cache_dirty_bytes (e->cache) <= limit)
     return;
   bump (&e->dirty_limit_waits);
+  uint64_t start = cache_clock ();
   for (;;)
     {
       uint64_t ticket = cache_space_watch (e->cache);
@@ -638,8 +671,9 @@ balance_dirty (struct engine *e)
         }
       cache_space_unwatch (e->cache);
       if (r < 0 || cache_dirty_bytes (e->cache) <= limit)
-        return;
+        break;
     }
+  record_latency (e, ENGINE_LAT_DIRTY_WAIT, start);
 }
 
 /* Get an empty block for the cache, making room if it is full.  The caller
@@ -842,9 +876,11 @@ read_hit (struct engine *e, char *out, uint64_t offset, uint64_t count,
                      from - bstart, to - from);
 }
 
-/* Read through the cache; OUT NULL only prefetches. */
+/* Read through the cache; OUT NULL only prefetches.  *MISSED is set when
+ * some block was not cached. */
 static int
-cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
+cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
+             bool *missed)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t last = (offset + count - 1) / B;
@@ -863,6 +899,7 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
       while (run_last < last
              && !(hit_after = read_hit (e, out, offset, count, run_last + 1)))
         run_last++;
+      *missed = true;
       int r = read_miss (e, out, offset, count, blk, run_last);
       if (r < 0)
         return r;
@@ -874,23 +911,36 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset)
 int
 engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 {
+  uint64_t start = cache_clock ();
+  bool missed = true; /* without a cache, every read goes to the disk */
+  int r;
+
   if (count == 0)
     return 0;
   bump (&e->reads);
   if (e->cache == NULL)
-    return store_read (e->st, buf, count, offset);
-  return cached_read (e, buf, count, offset);
+    r = store_read (e->st, buf, count, offset);
+  else
+    {
+      missed = false;
+      r = cached_read (e, buf, count, offset, &missed);
+    }
+  record_latency (e, missed ? ENGINE_LAT_READ_MISS : ENGINE_LAT_READ_HIT,
+                  start);
+  return r;
 }
 
 int
 engine_cache (struct engine *e, uint32_t count, uint64_t offset)
 {
+  bool missed;
+
   if (count == 0)
     return 0;
   bump (&e->prefetches);
   if (e->cache == NULL)
     return store_prefetch (e->st, offset, count);
-  return cached_read (e, NULL, count, offset);
+  return cached_read (e, NULL, count, offset, &missed);
 }
 
 /* --- direct writes --------------------------------------------------- */
@@ -1278,6 +1328,9 @@ int
 engine_write (struct engine *e, const void *buf, uint32_t count,
               uint64_t offset, bool fua)
 {
+  uint64_t start = cache_clock ();
+  int r;
+
   if (count == 0)
     return 0;
   if (fua)
@@ -1291,14 +1344,19 @@ engine_write (struct engine *e, const void *buf, uint32_t count,
           < DEGRADE_AFTER_FAILURES)
         {
           bump (&e->cached_writes);
-          return cached_write (e, buf, count, offset);
+          r = cached_write (e, buf, count, offset);
+          record_latency (e, ENGINE_LAT_CACHED_WRITE, start);
+          return r;
         }
       bump (&e->degraded_writethrough);
     }
   bump (&e->direct_writes);
   struct direct_req q = { .op = DIRECT_WRITE, .data = buf, .count = count,
                           .offset = offset, .fua = fua };
-  return direct_io (e, &q);
+  r = direct_io (e, &q);
+  record_latency (e, fua ? ENGINE_LAT_FUA_WRITE : ENGINE_LAT_DIRECT_WRITE,
+                  start);
+  return r;
 }
 
 int
@@ -1344,6 +1402,7 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
 int
 engine_flush (struct engine *e)
 {
+  uint64_t start = cache_clock ();
   uint64_t seq = ordered_error_seq (e->oq);
   int wb = 0, r, r2;
 
@@ -1355,6 +1414,7 @@ engine_flush (struct engine *e)
   ordered_wait_all (e->oq);
   r = ordered_check_error (e->oq, seq);
   r2 = e->cfg.flush_skip_sync ? 0 : group_commit (e, ordered_stamp (e->oq));
+  record_latency (e, ENGINE_LAT_FLUSH, start);
   return wb < 0 ? wb : r < 0 ? r : r2;
 }
 
@@ -1449,6 +1509,15 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   s->dirty_limit_waits = atomic_load (&e->dirty_limit_waits);
   s->uncached_reads = atomic_load (&e->uncached_reads);
   s->degraded_writethrough = atomic_load (&e->degraded_writethrough);
+  s->flush_blocks_left = flush_progress_left (&e->flush_progress);
+}
+
+void
+engine_get_latency (struct engine *e,
+                    struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS])
+{
+  for (size_t path = 0; path < ENGINE_LATENCY_PATHS; path++)
+    histogram_read (e->latency, path, &snaps[path]);
 }
 
 /* --- background writeback and administration ------------------------- */
@@ -1476,7 +1545,7 @@ engine_writeback_expired (struct engine *e, uint64_t now, uint64_t max_age)
 
   if (e->cache == NULL)
     return 0;
-  while ((r = writeback_oldest (e, cutoff, WRITEBACK_RUN_BLOCKS)) > 0)
+  while ((r = background_run (e, cutoff)) > 0)
     ;
   return r;
 }
@@ -1497,7 +1566,7 @@ engine_writeback_background (struct engine *e, unsigned pct)
   while (cache_dirty_bytes (e->cache) > target
          && atomic_load (&e->writeback_blocks) - written < budget)
     {
-      r = writeback_oldest (e, UINT64_MAX, WRITEBACK_RUN_BLOCKS);
+      r = background_run (e, UINT64_MAX);
       if (r <= 0)
         break;
     }
