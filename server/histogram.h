@@ -12,7 +12,7 @@
  * Buckets: bucket i < HISTOGRAM_BOUNDS holds values above the bound of
  * bucket i - 1 up to its own bound, histogram_bound_ns (i); the bounds
  * run from 1 us to 10 s, ten per decade (1, 1.25, 1.6, 2, 2.5, 3.15, 4,
- * 5, 6.3, 8 times a power of ten), so each is at most 26% above the one
+ * 5, 6.3, 8 times a power of ten), so each is at most 28% above the one
  * before it.  The last bucket holds everything above 10 s.
  */
 #ifndef BLKCACHE_HISTOGRAM_H
@@ -58,8 +58,9 @@ size_t histogram_bucket_of (uint64_t ns);
 
 /* The PPM'th parts-per-million quantile of S (500000 for the median,
  * 999000 for p99.9): the upper bound of the bucket that holds the value
- * of that rank, so the true value is at most that and above a fifth
- * less.  Values above 10 s are reported as 10 s.  0 when S is empty. */
+ * of that rank, so the true value is at most that and above the bound
+ * before it (at most 28% lower).  Values above 10 s are reported as 10 s.
+ * 0 when S is empty. */
 uint64_t histogram_quantile_ns (const struct histogram_snapshot *s,
                                 uint32_t ppm);
 

@@ -34,10 +34,13 @@
  *       A read, write, fallocate or ioctl rule matches a call whose byte
  *       range overlaps [OFFSET, OFFSET+LENGTH); LENGTH 0 means to the end
  *       of the file.
- *       ERRNO is EIO, ENOSPC, EINTR, EOPNOTSUPP, EINVAL, EDQUOT, or SHORT0:
+ *       ERRNO is EIO, ENOSPC, EINTR, EOPNOTSUPP, EINVAL, EDQUOT, SHORT0:
  *       the call returns 0 having done nothing (a write that makes no
  *       progress; a read at end of file; a sync, fallocate or ioctl that
- *       claims success without doing anything).
+ *       claims success without doing anything), or HOLD: the call waits
+ *       (it is logged when it starts to) until the rules file changes,
+ *       then the new rules decide what it does, so that a test can keep
+ *       an I/O in flight for as long as it looks at the server.
  *       COUNT is how many times the rule fires before it is spent;
  *       without it the rule never is.  Counts restart when the rules are
  *       re-read.  The first matching rule that is not spent fires.
@@ -91,6 +94,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The kinds of call a rule can fail. */
@@ -109,8 +113,12 @@ static const char *const op_names[] = {
   "read", "write", "sync", "fallocate", "ioctl", "settle", "nth",
 };
 
-/* A rule's error: an errno, or SHORT0 (return 0, do nothing). */
+/* A rule's error: an errno, SHORT0 (return 0, do nothing) or HOLD (wait
+ * for the rules to change, then go on as they say). */
 #define SHORT0 (-1)
+#define HOLD (-2)
+/* How often a held call looks at the rules file. */
+#define HOLD_POLL_NS 10000000
 
 static const struct
 {
@@ -119,14 +127,14 @@ static const struct
 } err_names[] = {
   { "EIO", EIO },       { "ENOSPC", ENOSPC },         { "EINTR", EINTR },
   { "EOPNOTSUPP", EOPNOTSUPP }, { "EINVAL", EINVAL }, { "EDQUOT", EDQUOT },
-  { "SHORT0", SHORT0 },
+  { "SHORT0", SHORT0 }, { "HOLD", HOLD },
 };
 
 struct rule
 {
   enum op op;
   uint64_t offset, length; /* length 0: to the end of the file */
-  int err;                 /* an errno, or SHORT0 */
+  int err;                 /* an errno, SHORT0 or HOLD */
   long count;              /* fires left; -1: unlimited */
 };
 
@@ -144,6 +152,7 @@ static struct
   struct rule rules[MAX_RULES];
   size_t nr;
   uint64_t ios; /* reads, writes, syncs and fallocates seen (for nth) */
+  uint64_t loads; /* times the rules were (re)loaded or went away */
 } state = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Per descriptor below FD_CACHE: 0 unknown, 1 the target, 2 not. */
@@ -358,6 +367,7 @@ reload_rules (void)
           state.present = false;
           state.nr = 0;
           state.ios = 0;
+          state.loads++;
         }
       return;
     }
@@ -372,6 +382,7 @@ reload_rules (void)
   state.mtim = sb.st_mtim;
   state.nr = 0;
   state.ios = 0;
+  state.loads++;
   FILE *f = fopen (rules_path, "re");
   if (f == NULL)
     return;
@@ -424,12 +435,48 @@ err_name (int err)
   return "?";
 }
 
+/* Log a fired rule: "OP OFFSET LENGTH ERRNO". */
+static void
+log_fired (enum op op, uint64_t offset, uint64_t length, int err)
+{
+  char line[128];
+  int n;
+
+  if (log_fd < 0)
+    return;
+  n = snprintf (line, sizeof line, "%s %llu %llu %s\n", op_names[op],
+                (unsigned long long) offset, (unsigned long long) length,
+                err_name (err));
+  /* One write with O_APPEND: lines from threads never interleave. */
+  if (write (log_fd, line, n) != n)
+    fprintf (stderr, "faultinj: cannot write the log\n");
+}
+
+/* Sleep, holding no lock, until the rules file changes.  The caller holds
+ * state.lock, and holds it again on return, with the new rules loaded. */
+static void
+hold_until_reload (void)
+{
+  uint64_t loads = state.loads;
+  struct timespec poll = { .tv_nsec = HOLD_POLL_NS };
+
+  while (state.loads == loads)
+    {
+      pthread_mutex_unlock (&state.lock);
+      nanosleep (&poll, NULL);
+      pthread_mutex_lock (&state.lock);
+      reload_rules ();
+    }
+}
+
 /* Whether a call of kind OP on FD over [OFFSET, OFFSET+LENGTH) must fail:
- * 0 if not, else the errno or SHORT0 to fail it with.  errno is kept. */
+ * 0 if not, else the errno or SHORT0 to fail it with.  A call a HOLD rule
+ * matches waits here until the rules change, then is judged by the new
+ * ones (as the same SEQ'th call).  errno is kept. */
 static int
 fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
 {
-  int saved = errno, err = 0;
+  int saved = errno, err;
 
   resolve ();
   if (!is_target (fd))
@@ -440,28 +487,27 @@ fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
   pthread_mutex_lock (&state.lock);
   reload_rules ();
   uint64_t seq = op == OP_IOCTL || op == OP_SETTLE ? 0 : ++state.ios;
-  for (size_t i = 0; i < state.nr; i++)
+  do
     {
-      struct rule *r = &state.rules[i];
-      if (rule_matches (r, op, offset, length, seq))
+      err = 0;
+      for (size_t i = 0; i < state.nr; i++)
         {
-          if (r->count > 0)
-            r->count--;
-          err = r->err;
-          break;
+          struct rule *r = &state.rules[i];
+          if (rule_matches (r, op, offset, length, seq))
+            {
+              if (r->count > 0)
+                r->count--;
+              err = r->err;
+              break;
+            }
         }
+      if (err != 0)
+        log_fired (op, offset, length, err);
+      if (err == HOLD)
+        hold_until_reload ();
     }
+  while (err == HOLD);
   pthread_mutex_unlock (&state.lock);
-  if (err != 0 && log_fd >= 0)
-    {
-      char line[128];
-      int n = snprintf (line, sizeof line, "%s %llu %llu %s\n", op_names[op],
-                        (unsigned long long) offset,
-                        (unsigned long long) length, err_name (err));
-      /* One write with O_APPEND: lines from threads never interleave. */
-      if (write (log_fd, line, n) != n)
-        fprintf (stderr, "faultinj: cannot write the log\n");
-    }
   errno = saved;
   return err;
 }
