@@ -7,7 +7,10 @@
  * (connecting again if the server closed the connection as idle), keeps
  * the previous sample, and draws rates from the differences; on a
  * terminal it redraws the screen and reads keys, otherwise it prints one
- * frame after another.  Single-threaded; SIGINT only sets a flag.
+ * frame after another.  "flush" on a terminal waits for its reply with
+ * poll() and meanwhile asks for "stats" on a second connection twice a
+ * second, to draw a progress line from flush_blocks_left.
+ * Single-threaded; SIGINT only sets a flag.
  */
 #include <config.h>
 
@@ -28,7 +31,7 @@
 #include <unistd.h>
 
 #define EXIT_USAGE 2
-#define MAX_SAMPLES 128
+#define MAX_SAMPLES 256
 #define NAME_MAX_LEN 64
 
 struct conn
@@ -162,18 +165,24 @@ reply_free (struct reply *r)
   free (r->error);
 }
 
-/* Send COMMAND and read the reply.  Returns 0 with *R filled, or -1 if
- * the connection failed. */
 static int
-request (struct conn *c, const char *command, struct reply *r)
+send_command (struct conn *c, const char *command)
+{
+  if (send_all (c->fd, command, strlen (command)) < 0
+      || send_all (c->fd, "\n", 1) < 0)
+    return -1;
+  return 0;
+}
+
+/* Read a reply.  Returns 0 with *R filled, or -1 if the connection
+ * failed. */
+static int
+read_reply (struct conn *c, struct reply *r)
 {
   char line[4096];
   FILE *fp;
 
   memset (r, 0, sizeof *r);
-  if (send_all (c->fd, command, strlen (command)) < 0
-      || send_all (c->fd, "\n", 1) < 0)
-    return -1;
   fp = open_memstream (&r->body, &r->body_len);
   if (fp == NULL)
     return -1;
@@ -201,14 +210,36 @@ request (struct conn *c, const char *command, struct reply *r)
   return 0;
 }
 
+/* Send COMMAND and read the reply, as read_reply. */
+static int
+request (struct conn *c, const char *command, struct reply *r)
+{
+  if (send_command (c, command) < 0)
+    return -1;
+  return read_reply (c, r);
+}
+
 /* --- plain commands -------------------------------------------------- */
+
+/* Print the body of R, and its error to stderr; free it.  Returns the exit
+ * status: 0 when R said "ok", else 1. */
+static int
+print_reply (struct reply *r)
+{
+  int status = r->ok ? 0 : 1;
+
+  fwrite (r->body, 1, r->body_len, stdout);
+  if (!r->ok)
+    fprintf (stderr, "%s: %s\n", program, r->error ? r->error : "error");
+  reply_free (r);
+  return status;
+}
 
 static int
 run_command (struct conn *c, int argc, char **argv)
 {
   char command[1024] = "";
   struct reply r;
-  int status;
 
   for (int i = 0; i < argc; i++)
     {
@@ -226,12 +257,7 @@ run_command (struct conn *c, int argc, char **argv)
       fprintf (stderr, "%s: the server closed the connection\n", program);
       return 1;
     }
-  fwrite (r.body, 1, r.body_len, stdout);
-  status = r.ok ? 0 : 1;
-  if (!r.ok)
-    fprintf (stderr, "%s: %s\n", program, r.error ? r.error : "error");
-  reply_free (&r);
-  return status;
+  return print_reply (&r);
 }
 
 /* --- top ------------------------------------------------------------- */
@@ -416,6 +442,51 @@ draw_iops (const struct top *t)
   printf ("\n");
 }
 
+/* A duration in nanoseconds, in the unit that suits it. */
+static const char *
+human_ns (uint64_t ns, char *buf, size_t size)
+{
+  if (ns < 1000)
+    snprintf (buf, size, "%" PRIu64 "ns", ns);
+  else if (ns < 1000000)
+    snprintf (buf, size, "%.3gus", ns / 1e3);
+  else if (ns < 1000000000)
+    snprintf (buf, size, "%.3gms", ns / 1e6);
+  else
+    snprintf (buf, size, "%.3gs", ns / 1e9);
+  return buf;
+}
+
+/* The p99 latency of each path since the server started (a bound of its
+ * histogram's bucket: nbdkit-blkcache-plugin(1), LATENCY). */
+static void
+draw_latency (const struct top *t)
+{
+  static const struct
+  {
+    const char *title, *name;
+  } paths[] = {
+    { "rd-hit", "latency_read_hit_p99_ns" },
+    { "rd-miss", "latency_read_miss_p99_ns" },
+    { "c-write", "latency_cached_write_p99_ns" },
+    { "d-write", "latency_direct_write_p99_ns" },
+    { "fua", "latency_fua_write_p99_ns" },
+    { "flush", "latency_flush_p99_ns" },
+    { "wb-run", "latency_writeback_run_p99_ns" },
+    { "dl-wait", "latency_dirty_limit_wait_p99_ns" },
+  };
+  size_t n = sizeof paths / sizeof *paths;
+  char buf[16];
+
+  printf ("\n%-6s", "p99");
+  for (size_t i = 0; i < n; i++)
+    printf (" %7s", paths[i].title);
+  printf ("\n%-6s", "");
+  for (size_t i = 0; i < n; i++)
+    printf (" %7s", human_ns (get (&t->cur, paths[i].name), buf, sizeof buf));
+  printf ("\n");
+}
+
 static void
 draw (const struct top *t)
 {
@@ -423,6 +494,7 @@ draw (const struct top *t)
     printf ("\033[H\033[2J");
   draw_summary (t);
   draw_iops (t);
+  draw_latency (t);
   if (!t->tty)
     printf ("\n");
   fflush (stdout);
@@ -534,6 +606,101 @@ run_top (struct top *t)
   return status;
 }
 
+/* --- flush with progress -------------------------------------------- */
+
+/* How often a flush on a terminal asks for its progress. */
+#define PROGRESS_PERIOD_MS 500
+
+/* Print the progress line of a flush: LEFT blocks left of FIRST when it
+ * was first asked, ELAPSED seconds since then, blocks of BLOCK_SIZE
+ * bytes. */
+static void
+draw_progress (uint64_t first, uint64_t left, double elapsed,
+               uint64_t block_size)
+{
+  double done = first > left ? first - left : 0;
+  double blocks_per_s = elapsed > 0 ? done / elapsed : 0;
+  char eta[32] = "--:--:--";
+
+  if (blocks_per_s > 0)
+    {
+      uint64_t secs = left / blocks_per_s + 0.5;
+      snprintf (eta, sizeof eta, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64,
+                secs / 3600, secs / 60 % 60, secs % 60);
+    }
+  printf ("\rflush: %" PRIu64 " blocks left, %.1f MiB/s, ETA %s\033[K", left,
+          blocks_per_s * block_size / (1024 * 1024), eta);
+  fflush (stdout);
+}
+
+/* Wait for the reply to the flush sent on C, asking for "stats" on a
+ * second connection to PATH once a period meanwhile and drawing the
+ * progress line from its flush_blocks_left.  The progress is a view
+ * only: if the second connection fails, the wait goes on without it. */
+static void
+wait_flush (struct conn *c, const char *path)
+{
+  static struct sample s;
+  struct conn st = { .fd = -1 };
+  uint64_t first = 0, block_size;
+  double since = 0;
+  bool drawn = false;
+
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+      struct reply r;
+      int n = poll (&pfd, 1, PROGRESS_PERIOD_MS);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n != 0)
+        break; /* the reply (or an error, which read_reply sees) */
+      if (st.fd < 0 && conn_open (&st, path) < 0)
+        break;
+      if (request (&st, "stats", &r) < 0)
+        {
+          close (st.fd); /* closed as idle, maybe: again next period */
+          st.fd = -1;
+          continue;
+        }
+      parse_sample (r.body, &s);
+      reply_free (&r);
+      uint64_t left = get (&s, "flush_blocks_left");
+      block_size = get (&s, "cache_block_size_bytes");
+      if (!drawn)
+        {
+          first = left;
+          since = now_seconds ();
+        }
+      draw_progress (first, left, now_seconds () - since, block_size);
+      drawn = true;
+    }
+  if (st.fd >= 0)
+    close (st.fd);
+  if (drawn)
+    printf ("\r\033[K");
+}
+
+/* "flush" on a terminal: the flush, with a progress line while it runs. */
+static int
+run_flush (struct conn *c, const char *path)
+{
+  struct reply r;
+
+  if (send_command (c, "flush") < 0)
+    {
+      fprintf (stderr, "%s: the server closed the connection\n", program);
+      return 1;
+    }
+  wait_flush (c, path);
+  if (read_reply (c, &r) < 0)
+    {
+      fprintf (stderr, "%s: the server closed the connection\n", program);
+      return 1;
+    }
+  return print_reply (&r);
+}
+
 /* --- main ------------------------------------------------------------ */
 
 /* Parse top's options, ARGV[0] being "top". */
@@ -625,6 +792,9 @@ main (int argc, char **argv)
       t.path = path;
       status = run_top (&t);
     }
+  else if (argc - optind == 1 && strcmp (argv[optind], "flush") == 0
+           && isatty (STDOUT_FILENO))
+    status = run_flush (&c, path);
   else
     status = run_command (&c, argc - optind, argv + optind);
   if (c.fd >= 0)

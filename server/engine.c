@@ -81,6 +81,7 @@
 #include "seqdetect.h"
 #include "mode.h"
 #include "pacer.h"
+#include "flush_progress.h"
 
 /* The largest range block status describes at once. */
 #define EXTENTS_MAX (1ULL << 30)
@@ -127,6 +128,8 @@ struct engine
   _Atomic uint64_t background_writeback_bytes;
   struct pacer *pacer;   /* background writeback's rate; requests in flight */
   struct mode_gate mode; /* writeback or writethrough, switchable */
+  struct histogram *latency; /* one per enum engine_latency */
+  struct flush_progress flush_progress;
 };
 
 static void
@@ -139,6 +142,13 @@ static uint64_t
 min_u64 (uint64_t a, uint64_t b)
 {
   return a < b ? a : b;
+}
+
+/* Record the time since START (a cache_clock time) on PATH. */
+static void
+record_latency (struct engine *e, enum engine_latency path, uint64_t start)
+{
+  histogram_record (e->latency, path, cache_clock () - start);
 }
 
 struct engine *
@@ -158,7 +168,9 @@ engine_new (struct store *st, const struct engine_config *cfg)
   e->locks = extent_tree_new ();
   e->oq = ordered_queue_new ();
   e->pacer = pacer_new (cfg->writeback_rate);
-  if (e->locks == NULL || e->oq == NULL || e->pacer == NULL)
+  e->latency = histogram_new (ENGINE_LATENCY_PATHS);
+  if (e->locks == NULL || e->oq == NULL || e->pacer == NULL
+      || e->latency == NULL)
     goto fail;
   if (extent_tree_reserve (e->locks, cfg->lock_nodes) < 0)
     {
@@ -199,6 +211,7 @@ fail:
     if (e->cache)
       cache_free (e->cache);
     pacer_free (e->pacer);
+    histogram_free (e->latency);
     free (e);
     errno = saved;
     return NULL;
@@ -270,6 +283,7 @@ engine_free (struct engine *e)
   ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
   pacer_free (e->pacer);
+  histogram_free (e->latency);
   store_close (e->st);
   free (e);
   return r;
@@ -599,10 +613,13 @@ static int
 writeback_all (struct engine *e, uint64_t dirtied_by)
 {
   struct cache_run runs[WRITEBACK_BATCH_RUNS];
+  struct flush_share share;
   uint64_t cursor = 0;
   size_t n;
   int err = 0;
 
+  flush_progress_begin (&e->flush_progress, &share,
+                        cache_dirty_bytes (e->cache) / e->cfg.block_size);
   while ((n = cache_dirty_runs (e->cache, cursor, WRITEBACK_BATCH_BLOCKS,
                                 dirtied_by, runs, WRITEBACK_BATCH_RUNS)) > 0)
     {
@@ -610,7 +627,10 @@ writeback_all (struct engine *e, uint64_t dirtied_by)
       if (err == 0)
         err = r;
       cursor = runs[n - 1].start + runs[n - 1].count;
+      for (size_t i = 0; i < n; i++)
+        flush_progress_advance (&e->flush_progress, &share, runs[i].count);
     }
+  flush_progress_end (&e->flush_progress, &share);
   return err;
 }
 
@@ -659,6 +679,7 @@ balance_dirty (struct engine *e)
   if (pct >= 100 || cache_dirty_bytes (e->cache) <= limit)
     return;
   bump (&e->dirty_limit_waits);
+  uint64_t start = cache_clock ();
   for (;;)
     {
       uint64_t ticket = cache_space_watch (e->cache);
@@ -676,8 +697,9 @@ balance_dirty (struct engine *e)
         }
       cache_space_unwatch (e->cache);
       if (r < 0 || cache_dirty_bytes (e->cache) <= limit)
-        return;
+        break;
     }
+  record_latency (e, ENGINE_LAT_DIRTY_WAIT, start);
 }
 
 /* Get an empty block for the cache, making room if it is full.  The caller
@@ -904,10 +926,11 @@ read_hit (struct engine *e, char *out, uint64_t offset, uint64_t count,
 }
 
 /* Read through the cache; OUT NULL only prefetches.  With BYPASS, misses
- * are read around the cache (read_bypass). */
+ * are read around the cache (read_bypass).  *MISSED is set when some
+ * block was not cached. */
 static int
 cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
-             bool bypass)
+             bool bypass, bool *missed)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t last = (offset + count - 1) / B;
@@ -926,6 +949,7 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
       while (run_last < last
              && !(hit_after = read_hit (e, out, offset, count, run_last + 1)))
         run_last++;
+      *missed = true;
       int r = bypass ? read_bypass (e, out, offset, count, blk, run_last)
                      : read_miss (e, out, offset, count, blk, run_last);
       if (r < 0)
@@ -938,6 +962,8 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
 int
 engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 {
+  uint64_t start = cache_clock ();
+  bool missed = true; /* without a cache, every read goes to the disk */
   int r;
 
   if (count == 0)
@@ -949,25 +975,31 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
   else
     {
       uint64_t B = e->cfg.block_size;
+      missed = false;
       if (e->mrc)
         mrc_access (e->mrc, offset / B,
                     (offset + count - 1) / B - offset / B + 1);
       r = cached_read (e, buf, count, offset,
-                       e->seq && seqdetect_read (e->seq, offset, count));
+                       e->seq && seqdetect_read (e->seq, offset, count),
+                       &missed);
     }
   pacer_request_end (e->pacer);
+  record_latency (e, missed ? ENGINE_LAT_READ_MISS : ENGINE_LAT_READ_HIT,
+                  start);
   return r;
 }
 
 int
 engine_cache (struct engine *e, uint32_t count, uint64_t offset)
 {
+  bool missed;
+
   if (count == 0)
     return 0;
   bump (&e->prefetches);
   if (e->cache == NULL)
     return store_prefetch (e->st, offset, count);
-  return cached_read (e, NULL, count, offset, false);
+  return cached_read (e, NULL, count, offset, false, &missed);
 }
 
 int
@@ -1397,6 +1429,9 @@ static int
 write_request (struct engine *e, const void *buf, uint32_t count,
                uint64_t offset, bool fua)
 {
+  uint64_t start = cache_clock ();
+  int r;
+
   if (fua)
     bump (&e->fua_writes);
   if (!fua && mode_write_begin (&e->mode))
@@ -1408,8 +1443,9 @@ write_request (struct engine *e, const void *buf, uint32_t count,
           < DEGRADE_AFTER_FAILURES)
         {
           bump (&e->cached_writes);
-          int r = cached_write (e, buf, count, offset);
+          r = cached_write (e, buf, count, offset);
           mode_write_end (&e->mode);
+          record_latency (e, ENGINE_LAT_CACHED_WRITE, start);
           return r;
         }
       mode_write_end (&e->mode);
@@ -1418,7 +1454,10 @@ write_request (struct engine *e, const void *buf, uint32_t count,
   bump (&e->direct_writes);
   struct direct_req q = { .op = DIRECT_WRITE, .data = buf, .count = count,
                           .offset = offset, .fua = fua };
-  return direct_io (e, &q);
+  r = direct_io (e, &q);
+  record_latency (e, fua ? ENGINE_LAT_FUA_WRITE : ENGINE_LAT_DIRECT_WRITE,
+                  start);
+  return r;
 }
 
 int
@@ -1484,6 +1523,7 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
 int
 engine_flush (struct engine *e)
 {
+  uint64_t start = cache_clock ();
   uint64_t seq = ordered_error_seq (e->oq);
   int wb = 0, r, r2;
 
@@ -1495,6 +1535,7 @@ engine_flush (struct engine *e)
   ordered_wait_all (e->oq);
   r = ordered_check_error (e->oq, seq);
   r2 = e->cfg.flush_skip_sync ? 0 : group_commit (e, ordered_stamp (e->oq));
+  record_latency (e, ENGINE_LAT_FLUSH, start);
   return wb < 0 ? wb : r < 0 ? r : r2;
 }
 
@@ -1601,6 +1642,15 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   s->writeback_rate = ps.rate;
   s->writeback_yields = ps.yields;
   s->writeback_throttles = ps.throttles;
+  s->flush_blocks_left = flush_progress_left (&e->flush_progress);
+}
+
+void
+engine_get_latency (struct engine *e,
+                    struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS])
+{
+  for (size_t path = 0; path < ENGINE_LATENCY_PATHS; path++)
+    histogram_read (e->latency, path, &snaps[path]);
 }
 
 /* --- background writeback and administration ------------------------- */
@@ -1623,8 +1673,8 @@ engine_above_dirty (struct engine *e, unsigned pct)
 /* One step of background writeback: wait for the pacer (yielding to
  * client requests unless dirty bytes are above the dirty limit), then
  * write back the oldest dirty run dirtied at or before CUTOFF, at most a
- * pacer step long, and charge it.  Returns as writeback_oldest, or 0 when
- * the pass has waited until DEADLINE. */
+ * pacer step long, timed when it wrote, and charge it.  Returns as
+ * writeback_oldest, or 0 when the pass has waited until DEADLINE. */
 static int
 background_step (struct engine *e, uint64_t cutoff, uint64_t deadline)
 {
@@ -1638,7 +1688,10 @@ background_step (struct engine *e, uint64_t cutoff, uint64_t deadline)
   if (pacer_wait (e->pacer, !forced, deadline) < 0)
     return 0;
   step = step == 0 ? 1 : min_u64 (step, WRITEBACK_RUN_BLOCKS);
+  uint64_t start = cache_clock ();
   r = writeback_oldest (e, cutoff, step, &written);
+  if (r != 0)
+    record_latency (e, ENGINE_LAT_WRITEBACK_RUN, start);
   pacer_charge (e->pacer, cache_clock (), written * B);
   atomic_fetch_add (&e->background_writeback_bytes, written * B);
   return r;

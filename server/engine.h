@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "histogram.h"
 #include "log.h"
 #include "mrc.h"
 #include "ordered.h"
@@ -95,6 +96,24 @@ struct engine_stats
                                * requests */
   uint64_t writeback_throttles; /* background steps that waited for the
                                  * rate */
+  uint64_t flush_blocks_left; /* blocks the running flushes have still to
+                               * write (flush_progress.h); 0: none runs */
+};
+
+/* The paths whose latency the engine records (engine_get_latency). */
+enum engine_latency
+{
+  ENGINE_LAT_READ_HIT,     /* reads every block of which was cached */
+  ENGINE_LAT_READ_MISS,    /* reads that went to the disk for a block */
+  ENGINE_LAT_CACHED_WRITE, /* non-FUA writes that landed in the cache,
+                            * dirty-limit wait included */
+  ENGINE_LAT_DIRECT_WRITE, /* non-FUA writes that went to the disk */
+  ENGINE_LAT_FUA_WRITE,    /* FUA writes, their fdatasync wait included */
+  ENGINE_LAT_FLUSH,        /* flushes, from clients and the control socket */
+  ENGINE_LAT_WRITEBACK_RUN, /* runs written back by background writeback */
+  ENGINE_LAT_DIRTY_WAIT,   /* what cached writes held by the dirty limit
+                            * waited */
+  ENGINE_LATENCY_PATHS
 };
 
 /* Create an engine serving the open store ST (the engine takes it over)
@@ -166,6 +185,11 @@ int engine_extents (struct engine *e, uint32_t count, uint64_t offset,
 
 /* Copy the counters into *STATS. */
 void engine_get_stats (struct engine *e, struct engine_stats *stats);
+
+/* Copy the latency histogram of each path (enum engine_latency) into
+ * SNAPS[path]. */
+void engine_get_latency (struct engine *e,
+                         struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS]);
 
 /* --- background writeback and administration -------------------------
  *

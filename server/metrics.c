@@ -8,6 +8,7 @@
 #include <config.h>
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "metrics.h"
@@ -125,6 +126,9 @@ static const struct metric_def engine_defs[] = {
   { "sync_failed", METRIC_GAUGE, E (ordered.sync_failed),
     "1 while a failed fdatasync is latched: flushes and FUA requests fail "
     "until clear-errors." },
+  { "flush_blocks_left", METRIC_GAUGE, E (flush_blocks_left),
+    "Dirty blocks the flushes running now have still to write (0 when none "
+    "runs)." },
 };
 
 static const struct metric_def service_defs[] = {
@@ -157,6 +161,23 @@ static const struct metric_def service_defs[] = {
 
 #undef E
 #undef S
+
+/* The latency paths' names, in the order of enum engine_latency. */
+static const char *const latency_names[ENGINE_LATENCY_PATHS] = {
+  "read_hit",     "read_miss", "cached_write",  "direct_write",
+  "fua_write",    "flush",     "writeback_run", "dirty_limit_wait",
+};
+
+/* The quantiles "stats" prints for each path, in parts per million. */
+static const struct
+{
+  const char *suffix;
+  uint32_t ppm;
+} quantiles[] = {
+  { "p50", 500000 },
+  { "p99", 990000 },
+  { "p999", 999000 },
+};
 
 static size_t
 collect (const struct metric_def *defs, size_t ndefs, const void *stats,
@@ -207,5 +228,63 @@ metrics_print_prometheus (FILE *fp, const struct metric *m, size_t n)
       fprintf (fp, "# TYPE blkcache_%s%s %s\n", m[i].name, suffix, type);
       fprintf (fp, "blkcache_%s%s %" PRIu64 "\n", m[i].name, suffix,
                m[i].value);
+    }
+}
+
+void
+metrics_print_latency_text (
+    FILE *fp, const struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS])
+{
+  for (size_t p = 0; p < ENGINE_LATENCY_PATHS; p++)
+    {
+      fprintf (fp, "latency_%s_count %" PRIu64 "\n", latency_names[p],
+               snaps[p].count);
+      for (size_t q = 0; q < sizeof quantiles / sizeof *quantiles; q++)
+        fprintf (fp, "latency_%s_%s_ns %" PRIu64 "\n", latency_names[p],
+                 quantiles[q].suffix,
+                 histogram_quantile_ns (&snaps[p], quantiles[q].ppm));
+    }
+}
+
+/* Whether bucket I's bound is 1, 2 or 5 times a power of ten: the bounds
+ * Prometheus is given (the cumulative count at each is exact). */
+static bool
+exposed_bound (size_t i)
+{
+  uint64_t ns = histogram_bound_ns (i);
+
+  while (ns % 10 == 0)
+    ns /= 10;
+  return ns == 1 || ns == 2 || ns == 5;
+}
+
+void
+metrics_print_latency_prometheus (
+    FILE *fp, const struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS])
+{
+  fprintf (fp, "# HELP blkcache_latency_seconds Time requests and "
+               "writeback took, by path.\n");
+  fprintf (fp, "# TYPE blkcache_latency_seconds histogram\n");
+  for (size_t p = 0; p < ENGINE_LATENCY_PATHS; p++)
+    {
+      const struct histogram_snapshot *s = &snaps[p];
+      uint64_t below = 0;
+      for (size_t i = 0; i < HISTOGRAM_BOUNDS; i++)
+        {
+          below += s->buckets[i];
+          if (exposed_bound (i))
+            fprintf (fp,
+                     "blkcache_latency_seconds_bucket{path=\"%s\",le=\"%g\"}"
+                     " %" PRIu64 "\n",
+                     latency_names[p], histogram_bound_ns (i) / 1e9, below);
+        }
+      fprintf (fp,
+               "blkcache_latency_seconds_bucket{path=\"%s\",le=\"+Inf\"} "
+               "%" PRIu64 "\n",
+               latency_names[p], s->count);
+      fprintf (fp, "blkcache_latency_seconds_sum{path=\"%s\"} %.9f\n",
+               latency_names[p], s->sum_ns / 1e9);
+      fprintf (fp, "blkcache_latency_seconds_count{path=\"%s\"} %" PRIu64
+               "\n", latency_names[p], s->count);
     }
 }

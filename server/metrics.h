@@ -46,4 +46,17 @@ void metrics_print_text (FILE *fp, const struct metric *m, size_t n);
  * and one sample each). */
 void metrics_print_prometheus (FILE *fp, const struct metric *m, size_t n);
 
+/* Print each latency path's count and its p50, p99 and p99.9 in
+ * nanoseconds as "latency_PATH_count N", "latency_PATH_p50_ns N", ... lines
+ * (the quantiles are bucket bounds: histogram_quantile_ns). */
+void metrics_print_latency_text (
+    FILE *fp, const struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS]);
+
+/* Print the latency paths as one Prometheus histogram,
+ * blkcache_latency_seconds, labelled path="...": cumulative buckets at
+ * the bounds that are 1, 2 or 5 times a power of ten from 1 us to 10 s,
+ * then +Inf, _sum and _count. */
+void metrics_print_latency_prometheus (
+    FILE *fp, const struct histogram_snapshot snaps[ENGINE_LATENCY_PATHS]);
+
 #endif /* BLKCACHE_METRICS_H */

@@ -393,15 +393,23 @@ host_print_stats (void *opaque, FILE *fp, bool prometheus)
   struct metric m[METRICS_MAX];
   struct engine_stats es;
   struct service_stats ss;
+  struct histogram_snapshot lat[ENGINE_LATENCY_PATHS];
   size_t n;
 
   engine_get_stats (s->e, &es);
   service_get_stats (s, &ss);
+  engine_get_latency (s->e, lat);
   n = metrics_collect (&es, &ss, m);
   if (prometheus)
-    metrics_print_prometheus (fp, m, n);
+    {
+      metrics_print_prometheus (fp, m, n);
+      metrics_print_latency_prometheus (fp, lat);
+    }
   else
-    metrics_print_text (fp, m, n);
+    {
+      metrics_print_text (fp, m, n);
+      metrics_print_latency_text (fp, lat);
+    }
 }
 
 /* Whether PCT may be dirty-background: not above the dirty limit. */

@@ -31,9 +31,9 @@
  *       BLKZEROOUT, BLKSECDISCARD), or nth: the Nth read, write, sync or
  *       fallocate of the target (N = OFFSET, from 1, LENGTH ignored),
  *       counted from when the rules were last loaded.
- *       Two more model the kernel's writeback errors, which it reports
- *       once per open file description (errseq), not per range:
- *       wberr: a synchronous write (not AIO) is taken, returning its whole
+ *       And wberr models the kernel's writeback errors, which it reports
+ *       once per open file description (errseq), not per range: a
+ *       synchronous write (not AIO) is taken, returning its whole
  *       length, but its pages never reach the file (they failed in the
  *       kernel's writeback): the target's error sequence advances with
  *       ERRNO, and every target descriptor reports it once, on its next
@@ -43,17 +43,16 @@
  *       reported yet reports it too, as a file opened then would.
  *       Descriptors are told apart by number (one open file description
  *       each: dup'ed ones are not).
- *       hold: a sync_file_range waits while the rules hold it (a hold
- *       rule matches its range), logging "hold OFFSET LENGTH -" when it
- *       starts to wait, so that a test can order another thread's calls
- *       before it and then let it go by removing the rule.  ERRNO is "-".
  *       A read, write, fallocate or ioctl rule matches a call whose byte
  *       range overlaps [OFFSET, OFFSET+LENGTH); LENGTH 0 means to the end
  *       of the file.
- *       ERRNO is EIO, ENOSPC, EINTR, EOPNOTSUPP, EINVAL, EDQUOT, or SHORT0:
+ *       ERRNO is EIO, ENOSPC, EINTR, EOPNOTSUPP, EINVAL, EDQUOT, SHORT0:
  *       the call returns 0 having done nothing (a write that makes no
  *       progress; a read at end of file; a sync, fallocate or ioctl that
- *       claims success without doing anything).
+ *       claims success without doing anything), or HOLD: the call waits
+ *       (it is logged when it starts to) until the rules file changes,
+ *       then the new rules decide what it does, so that a test can keep
+ *       an I/O in flight for as long as it looks at the server.
  *       COUNT is how many times the rule fires before it is spent;
  *       without it the rule never is.  Counts restart when the rules are
  *       re-read.  The first matching rule that is not spent fires.
@@ -107,6 +106,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The kinds of call a rule can fail. */
@@ -120,18 +120,20 @@ enum op
   OP_SETTLE,
   OP_NTH,
   OP_WBERR,
-  OP_HOLD,
 };
 
 static const char *const op_names[] = {
   "read", "write", "sync", "fallocate", "ioctl", "settle", "nth", "wberr",
-  "hold",
 };
 
-/* A rule's error: an errno, or SHORT0 (return 0, do nothing); and what
- * fault_for returns for a write a wberr rule takes and loses. */
+/* A rule's error: an errno, SHORT0 (return 0, do nothing) or HOLD (wait
+ * for the rules to change, then go on as they say); and what fault_in
+ * returns for a write a wberr rule takes and loses. */
 #define SHORT0 (-1)
-#define LOST (-2)
+#define HOLD (-2)
+#define LOST (-3)
+/* How often a held call looks at the rules file. */
+#define HOLD_POLL_NS 10000000
 
 static const struct
 {
@@ -140,14 +142,14 @@ static const struct
 } err_names[] = {
   { "EIO", EIO },       { "ENOSPC", ENOSPC },         { "EINTR", EINTR },
   { "EOPNOTSUPP", EOPNOTSUPP }, { "EINVAL", EINVAL }, { "EDQUOT", EDQUOT },
-  { "SHORT0", SHORT0 }, { "-", 0 },
+  { "SHORT0", SHORT0 }, { "HOLD", HOLD },
 };
 
 struct rule
 {
   enum op op;
   uint64_t offset, length; /* length 0: to the end of the file */
-  int err;                 /* an errno, or SHORT0 */
+  int err;                 /* an errno, SHORT0 or HOLD */
   long count;              /* fires left; -1: unlimited */
 };
 
@@ -165,6 +167,7 @@ static struct
   struct rule rules[MAX_RULES];
   size_t nr;
   uint64_t ios; /* reads, writes, syncs and fallocates seen (for nth) */
+  uint64_t loads; /* times the rules were (re)loaded or went away */
   /* The target's writeback errors: how many, the errno of the last, and
    * the most any descriptor has reported (wberr). */
   uint64_t wb_seq, wb_seen;
@@ -408,6 +411,7 @@ reload_rules (void)
           state.present = false;
           state.nr = 0;
           state.ios = 0;
+          state.loads++;
         }
       return;
     }
@@ -422,6 +426,7 @@ reload_rules (void)
   state.mtim = sb.st_mtim;
   state.nr = 0;
   state.ios = 0;
+  state.loads++;
   FILE *f = fopen (rules_path, "re");
   if (f == NULL)
     return;
@@ -477,33 +482,52 @@ err_name (int err)
   return "?";
 }
 
-/* Append "OP OFFSET LENGTH ERRNO" to the log, if there is one. */
+/* Log a fired rule: "OP OFFSET LENGTH ERRNO". */
 static void
-log_fault (enum op op, uint64_t offset, uint64_t length, int err)
+log_fired (enum op op, uint64_t offset, uint64_t length, int err)
 {
   char line[128];
+  int n;
 
   if (log_fd < 0)
     return;
-  int n = snprintf (line, sizeof line, "%s %llu %llu %s\n", op_names[op],
-                    (unsigned long long) offset,
-                    (unsigned long long) length, err_name (err));
+  n = snprintf (line, sizeof line, "%s %llu %llu %s\n", op_names[op],
+                (unsigned long long) offset, (unsigned long long) length,
+                err_name (err));
   /* One write with O_APPEND: lines from threads never interleave. */
   if (write (log_fd, line, n) != n)
     fprintf (stderr, "faultinj: cannot write the log\n");
 }
 
+/* Sleep, holding no lock, until the rules file changes.  The caller holds
+ * state.lock, and holds it again on return, with the new rules loaded. */
+static void
+hold_until_reload (void)
+{
+  uint64_t loads = state.loads;
+  struct timespec poll = { .tv_nsec = HOLD_POLL_NS };
+
+  while (state.loads == loads)
+    {
+      pthread_mutex_unlock (&state.lock);
+      nanosleep (&poll, NULL);
+      pthread_mutex_lock (&state.lock);
+      reload_rules ();
+    }
+}
+
 /* Whether a call of kind OP on FD over [OFFSET, OFFSET+LENGTH), through
  * the page cache if CACHED, must fail: 0 if not, else the errno or SHORT0
- * to fail it with, or LOST for a write to take and lose (wberr).  A sync,
- * and a DSYNC write (RWF_DSYNC, a sync of its own), that no rule fails
- * reports the writeback error FD has not reported yet.  errno is kept. */
+ * to fail it with, or LOST for a write to take and lose (wberr).  A call
+ * a HOLD rule matches waits here until the rules change, then is judged
+ * by the new ones (as the same SEQ'th call).  A sync, and a DSYNC write
+ * (RWF_DSYNC, a sync of its own), that no rule fails reports the
+ * writeback error FD has not reported yet.  errno is kept. */
 static int
 fault_in (int fd, enum op op, uint64_t offset, uint64_t length, bool cached,
           bool dsync)
 {
-  int saved = errno, err = 0, wb_err = 0;
-  enum op logged = op;
+  int saved = errno, err;
 
   resolve ();
   if (!is_target (fd))
@@ -515,36 +539,42 @@ fault_in (int fd, enum op op, uint64_t offset, uint64_t length, bool cached,
   reload_rules ();
   uint64_t *sample = wb_sample (fd);
   uint64_t seq = op == OP_IOCTL || op == OP_SETTLE ? 0 : ++state.ios;
-  for (size_t i = 0; i < state.nr; i++)
+  do
     {
-      struct rule *r = &state.rules[i];
-      if (rule_matches (r, op, offset, length, seq, cached))
+      err = 0;
+      for (size_t i = 0; i < state.nr; i++)
         {
-          if (r->count > 0)
-            r->count--;
-          err = r->err;
-          if (r->op == OP_WBERR)
+          struct rule *r = &state.rules[i];
+          if (rule_matches (r, op, offset, length, seq, cached))
             {
-              state.wb_seq++;
-              state.wb_err = wb_err = err;
-              logged = OP_WBERR;
-              err = LOST;
+              if (r->count > 0)
+                r->count--;
+              err = r->err;
+              if (r->op == OP_WBERR)
+                {
+                  state.wb_seq++;
+                  state.wb_err = err;
+                  log_fired (OP_WBERR, offset, length, err);
+                  err = LOST;
+                }
+              break;
             }
-          break;
         }
+      if (err != 0 && err != LOST)
+        log_fired (op, offset, length, err);
+      if (err == HOLD)
+        hold_until_reload ();
     }
+  while (err == HOLD);
   if ((err == 0 || err == LOST)
       && (op == OP_SYNC || op == OP_SETTLE || dsync) && sample
       && *sample < state.wb_seq)
     {
-      if (err == LOST)
-        log_fault (OP_WBERR, offset, length, wb_err);
       err = state.wb_err;
       *sample = state.wb_seen = state.wb_seq;
+      log_fired (op, offset, length, err);
     }
   pthread_mutex_unlock (&state.lock);
-  if (err != 0)
-    log_fault (logged, offset, length, err == LOST ? wb_err : err);
   errno = saved;
   return err;
 }
@@ -553,38 +583,6 @@ static int
 fault_for (int fd, enum op op, uint64_t offset, uint64_t length)
 {
   return fault_in (fd, op, offset, length, false, false);
-}
-
-/* Wait while a hold rule matches the sync_file_range of FD over
- * [OFFSET, OFFSET+LENGTH). */
-static void
-hold_settle (int fd, uint64_t offset, uint64_t length)
-{
-  bool logged = false;
-
-  resolve ();
-  if (!is_target (fd))
-    return;
-  for (;;)
-    {
-      bool held = false;
-      pthread_mutex_lock (&state.lock);
-      reload_rules ();
-      for (size_t i = 0; i < state.nr && !held; i++)
-        {
-          struct rule r = state.rules[i];
-          r.op = OP_SETTLE;
-          held = state.rules[i].op == OP_HOLD
-                 && rule_matches (&r, OP_SETTLE, offset, length, 0, false);
-        }
-      pthread_mutex_unlock (&state.lock);
-      if (!held)
-        return;
-      if (!logged)
-        log_fault (OP_HOLD, offset, length, 0);
-      logged = true;
-      usleep (10000);
-    }
 }
 
 /* What an intercepted call of COUNT bytes returns when it fails with
@@ -678,7 +676,6 @@ fsync (int fd)
 int
 sync_file_range (int fd, off64_t offset, off64_t n, unsigned int flags)
 {
-  hold_settle (fd, offset, n);
   int err = fault_for (fd, OP_SETTLE, offset, n);
   return err ? fail_with (err) : real.sync_file_range (fd, offset, n, flags);
 }

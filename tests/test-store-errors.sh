@@ -138,7 +138,7 @@ a.connect_uri(uri)
 b.connect_uri(uri)
 before = on_disk(disk, lost_at, 4096)
 mark = log_mark()
-set_rules("wberr %d 4096 EIO 1" % lost_at, "hold %d 4096 -" % lost_at)
+set_rules("wberr %d 4096 EIO 1" % lost_at, "settle %d 4096 HOLD" % lost_at)
 outcome = []
 
 
@@ -153,11 +153,11 @@ def lost_write():
 t = threading.Thread(target=lost_write)
 t.start()
 deadline = time.monotonic() + 30
-while fired("^hold %d " % lost_at, mark) == 0 and time.monotonic() < deadline:
+while fired("^settle %d .* HOLD" % lost_at, mark) == 0 and time.monotonic() < deadline:
     time.sleep(0.01)
 check(fired("^wberr %d .* EIO" % lost_at, mark) == 1,
       "the first write's pages are lost in writeback")
-check(fired("^hold %d " % lost_at, mark) == 1,
+check(fired("^settle %d .* HOLD" % lost_at, mark) == 1,
       "its settle waits while the other writer goes first")
 try:
     b.pwrite(b"\x09" * 4096, other_at)  # may fail too: spurious is allowed
