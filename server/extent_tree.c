@@ -89,6 +89,9 @@ enum
   /* Shards are aligned to this, so that two shards share no cache line
    * (two lines: the adjacent-line prefetcher pairs them). */
   SHARD_ALIGN = 128,
+  /* Nodes are aligned to a cache line, so that nodes of two shards, which
+   * threads write under different mutexes, never share one. */
+  NODE_ALIGN = 64,
 };
 
 /* A set of shards, one bit per shard. */
@@ -97,7 +100,7 @@ typedef uint32_t shard_set;
 /* A held range in a shard's tree, or a free node on a shard's freelist. */
 struct extent_node
 {
-  union
+  alignas (NODE_ALIGN) union
   {
     struct avl_node avl;           /* held: keyed by start */
     struct extent_node *free_next; /* free */
@@ -249,7 +252,7 @@ node_alloc (struct shard *sh, uint64_t start, uint64_t end)
     sh->free_nodes = node->free_next;
   else
     {
-      node = malloc (sizeof *node);
+      node = aligned_alloc (NODE_ALIGN, sizeof *node);
       if (node == NULL)
         return NULL;
     }
@@ -520,7 +523,7 @@ extent_tree_reserve (struct extent_tree *tree, size_t n)
   for (unsigned i = 0; i < NSHARDS; i++)
     for (size_t k = 0; k < n; k++)
       {
-        struct extent_node *node = malloc (sizeof *node);
+        struct extent_node *node = aligned_alloc (NODE_ALIGN, sizeof *node);
         if (node == NULL)
           return -ENOMEM;
         pthread_mutex_lock (&tree->shard[i].lock);

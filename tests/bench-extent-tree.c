@@ -6,7 +6,15 @@
  * with 64 other ranges held so that the tree is not empty, for sequential
  * and for random ranges; then the same loop on 1 thread and on 2 threads,
  * each thread in its own region of one shared tree, to show how throughput
- * scales when lockers never conflict (they still share the tree's mutex).
+ * scales when lockers never conflict; then 2 threads locking the same
+ * ranges, so that nearly every lock waits for the other thread.
+ *
+ * Each row also gives the CPU time per pair (CLOCK_THREAD_CPUTIME_ID,
+ * averaged over the threads).  On a machine shared with other work the
+ * wall-clock ratio of 2 threads to 1 measures the scheduler as much as the
+ * tree; the CPU time per pair does not depend on how many cores the
+ * threads got, and grows when they contend (cache lines moving between
+ * cores, futex calls).
  */
 
 #include <errno.h>
@@ -102,6 +110,15 @@ lock_unlock_loop (uint64_t base, int random_slots)
 }
 
 static double
+thread_cpu_s (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
 bench_one_thread (int random_slots)
 {
   double t0, t1;
@@ -112,40 +129,63 @@ bench_one_thread (int random_slots)
   return iterations / (t1 - t0);
 }
 
+struct scaling_thread
+{
+  pthread_t thread;
+  uint64_t base;
+  double cpu_s; /* the thread's CPU time in the loop */
+};
+
 static void *
 scaling_thread (void *arg)
 {
-  lock_unlock_loop (*(uint64_t *)arg, 0);
+  struct scaling_thread *t = arg;
+  double c0 = thread_cpu_s ();
+
+  lock_unlock_loop (t->base, 0);
+  t->cpu_s = thread_cpu_s () - c0;
   return NULL;
 }
 
-/* Run the loop on nthreads threads, each in its own region; returns the
- * total pairs per second. */
-static double
-bench_threads (int nthreads)
+struct scaling
 {
-  pthread_t threads[2];
-  uint64_t bases[2];
+  double pairs_s; /* all threads' pairs per second of wall-clock time */
+  double cpu_ns;  /* CPU time per pair, averaged over the threads */
+};
+
+/* Run the loop on nthreads threads, each in its own region, or all in the
+ * same one when shared. */
+static struct scaling
+bench_threads (int nthreads, int shared)
+{
+  struct scaling_thread threads[2];
+  struct scaling result = { 0, 0 };
   double t0, t1;
   int i, r;
 
   t0 = now_s ();
   for (i = 0; i < nthreads; i++)
     {
-      bases[i] = (i + 1) * REGION_SIZE;
-      r = pthread_create (&threads[i], NULL, scaling_thread, &bases[i]);
+      threads[i].base = (shared ? 1 : i + 1) * REGION_SIZE;
+      r = pthread_create (&threads[i].thread, NULL, scaling_thread,
+                          &threads[i]);
       check (-r, "pthread_create");
     }
   for (i = 0; i < nthreads; i++)
-    pthread_join (threads[i], NULL);
+    {
+      pthread_join (threads[i].thread, NULL);
+      result.cpu_ns += threads[i].cpu_s * 1e9 / iterations / nthreads;
+    }
   t1 = now_s ();
-  return nthreads * iterations / (t1 - t0);
+  result.pairs_s = nthreads * iterations / (t1 - t0);
+  return result;
 }
 
 int
 main (int argc, char *argv[])
 {
-  double seq, rnd, one, two;
+  struct scaling one, two, same;
+  double seq, rnd;
 
   if (argc > 1)
     {
@@ -174,14 +214,20 @@ main (int argc, char *argv[])
 
   hold_ranges (REGION_SIZE);
   hold_ranges (2 * REGION_SIZE);
-  one = bench_threads (1);
-  two = bench_threads (2);
+  one = bench_threads (1, 0);
+  two = bench_threads (2, 0);
+  same = bench_threads (2, 1);
   release_ranges (REGION_SIZE);
   release_ranges (2 * REGION_SIZE);
-  printf ("disjoint ranges, 1 thread: %.0f pairs/s\n", one);
+  printf ("disjoint ranges, 1 thread: %.0f pairs/s, %.1f ns CPU per pair\n",
+          one.pairs_s, one.cpu_ns);
   printf ("disjoint ranges, 2 threads: %.0f pairs/s total, %.0f per thread "
-          "(%.2fx of 1 thread)\n",
-          two, two / 2, two / one);
+          "(%.2fx of 1 thread), %.1f ns CPU per pair (%.2fx)\n",
+          two.pairs_s, two.pairs_s / 2, two.pairs_s / one.pairs_s, two.cpu_ns,
+          two.cpu_ns / one.cpu_ns);
+  printf ("same ranges, 2 threads: %.0f pairs/s total (%.2fx of 1 thread), "
+          "%.1f ns CPU per pair\n",
+          same.pairs_s, same.pairs_s / one.pairs_s, same.cpu_ns);
 
   extent_tree_free (tree);
   return EXIT_SUCCESS;
