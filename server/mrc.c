@@ -40,8 +40,13 @@
  * and becomes current, so their sum covers between window / 2 and window
  * of the latest references.  The hit ratio of an LRU cache of S blocks is
  * the weight of distances below S over the total, summed over the
- * partitions; the bin holding S counts in proportion.  With one partition
- * and rate 1 every distance is exact.
+ * partitions; the bin holding S counts in proportion.  Each partition
+ * also counts every reference to its blocks, sampled or not (one atomic
+ * add, on a line of its own), and what its sample's weights miss of that
+ * count goes to distance 0 (SHARDS_adj, see part_hits): on skewed reads
+ * whether a few very hot blocks happen to be sampled otherwise moves the
+ * curve by several points.  With one partition and rate 1 every distance
+ * is exact.
  *
  * Memory: about 50 bytes a sample (24 for its record, 4 for its bucket at
  * load 1/2..1, 4 in the heap, 8 in the Fenwick tree and 8 in the time
