@@ -1,12 +1,16 @@
 /* blkcache: the miss-ratio curve.  See mrc.h.
  *
  * Sampling (SHARDS, Waldspurger et al., FAST 2015).  Each block number is
- * mixed into 64 bits; its low 24 bits (the sampling hash) decide: the
- * block is sampled iff that hash is below the threshold T, a rate of
- * R = T / 2^24.  The threshold lives in an atomic, only ever lowered, and
- * a reader tests it without the lock: an unsampled block costs a hash.
- * A sampled block takes the one mutex, which every structure below
- * belongs to.
+ * mixed into 64 bits.  Bits 24 and up pick one of the partitions (a power
+ * of two of them); each partition is a fixed-size SHARDS sample of its own
+ * blocks, under its own mutex, which every structure below belongs to.
+ * The low 24 bits (the sampling hash) decide: the block is sampled iff
+ * that hash is below its partition's threshold T, so with K partitions
+ * the partition samples the block numbers at a rate R = T / 2^24 / K.  The
+ * threshold lives in an atomic, only ever lowered, and a reader tests it
+ * without the lock: an unsampled block costs a hash.  Partitions let the
+ * rate start high (1 in the plugin, where sampling errs least) without
+ * making every reader queue on one lock.
  *
  * Reuse distance.  Each sampled block tracked has the logical time of its
  * last reference; time advances by one per sampled reference.  The
@@ -20,27 +24,33 @@
  * by a chained hash table on the mix's high bits (the low ones, being
  * below T, are no good as a bucket index).
  *
- * Fixed size.  When a new block would make the tracked set exceed
- * max_samples, T is lowered to the largest sampling hash tracked, and
+ * Fixed size.  When a new block would make a partition's tracked set
+ * exceed its share of max_samples, its T is lowered to the largest sampling hash tracked, and
  * every block with that hash is forgotten (a max-heap on the hash finds
  * them in O(log n)).  The rate only falls, so a reader that tested an old
  * T tests again under the lock.
  *
- * The curve.  A reference's distance d, counted among sampled blocks,
- * stands for d / R blocks; the reference itself stands for 1 / R
- * references, its weight in the histogram.  First references go to a
+ * The curve.  A reference's distance d, counted among the sampled blocks
+ * of its partition, stands for d / R blocks; the reference itself stands
+ * for 1 / R references, its weight in its partition's histogram.  First references go to a
  * "cold" bin (a miss at every size).  Bins are exact below 64 blocks and
- * then 32 to a power of two (3% wide).  Two histograms alternate: when the
+ * then 32 to a power of two (3% wide).  Each partition has two histograms
+ * that alternate: when the
  * current one holds window / 2 references' weight the other is cleared
  * and becomes current, so their sum covers between window / 2 and window
  * of the latest references.  The hit ratio of an LRU cache of S blocks is
- * the weight of distances below S over the total; the bin holding S counts
- * in proportion.
+ * the weight of distances below S over the total, summed over the
+ * partitions; the bin holding S counts in proportion.  Each partition
+ * also counts every reference to its blocks, sampled or not (one atomic
+ * add, on a line of its own), and what its sample's weights miss of that
+ * count goes to distance 0 (SHARDS_adj, see part_hits): on skewed reads
+ * whether a few very hot blocks happen to be sampled otherwise moves the
+ * curve by several points.  With one partition and rate 1 every distance
+ * is exact.
  *
- * Memory: about 54 bytes a sample (24 for its record, 4 for its bucket at
+ * Memory: about 50 bytes a sample (24 for its record, 4 for its bucket at
  * load 1/2..1, 4 in the heap, 8 in the Fenwick tree and 8 in the time
- * ring, rounded up for the bucket table's power of two) plus 26 KiB of
- * histograms: see mrc_get_stats.
+ * ring) plus 18 KiB of histograms a partition: see mrc_get_stats.
  */
 #include <config.h>
 
@@ -59,9 +69,11 @@
 #define EXACT_BINS 64 /* distances 0..63 have a bin each */
 #define EXACT_SHIFT 6 /* log2 (EXACT_BINS) */
 #define SUB_BITS 5    /* 32 bins to a power of two above */
-#define MAX_EXP 56    /* scaled distances stay below 2^56 (2^32 * 2^24) */
+#define MAX_EXP 40    /* scaled distances of 2^40 blocks and more share
+                       * the last bin */
 #define NR_BINS (EXACT_BINS + (MAX_EXP - EXACT_SHIFT) * (1u << SUB_BITS))
 #define COLD NR_BINS  /* the bin of first references */
+#define MAX_PARTITIONS 64
 
 struct sample
 {
@@ -72,9 +84,15 @@ struct sample
   uint32_t heap_pos; /* in the max-heap on hash */
 };
 
-struct mrc
+/* One partition: a fixed-size SHARDS sample of the blocks the partition
+ * hash gives it, under its own lock. */
+struct part
 {
-  pthread_mutex_t lock;
+  /* Block references of the partition's blocks, sampled or not, since the
+   * current epoch began; on a line of its own, since every reader of
+   * the partition's blocks adds to it. */
+  _Alignas (64) _Atomic uint64_t seen;
+  _Alignas (64) pthread_mutex_t lock;
   _Atomic uint32_t threshold; /* sampled iff hash < threshold */
   uint32_t max_samples, nr_samples;
   struct sample *samples; /* max_samples + 1 records */
@@ -84,11 +102,20 @@ struct mrc
   uint32_t *tree;  /* Fenwick tree over times 1..ring - 1 */
   uint32_t *owner; /* owner[time]: the sample whose last time it is */
   uint32_t ring, clock;
+  unsigned scale;  /* HASH_SPACE * partitions: the sampling rate is
+                    * threshold / scale */
   uint64_t window, references;
   double epoch_weight;     /* weight recorded in hist[cur] */
+  uint64_t seen_before;    /* seen in the epoch before the current one */
   double *hist[2];         /* NR_BINS + 1 bins each */
   int cur;
+};
+
+struct mrc
+{
+  unsigned nr_parts;
   size_t memory;
+  struct part parts[]; /* nr_parts */
 };
 
 static uint64_t
@@ -135,117 +162,118 @@ bin_range (unsigned b, uint64_t *low, uint64_t *width)
 }
 
 static void
-record (struct mrc *m, unsigned bin, double weight)
+record (struct part *p, unsigned bin, double weight)
 {
-  m->hist[m->cur][bin] += weight;
-  m->epoch_weight += weight;
-  m->references++;
-  if (m->epoch_weight * 2 >= (double)m->window)
+  p->hist[p->cur][bin] += weight;
+  p->epoch_weight += weight;
+  p->references++;
+  if (p->epoch_weight * 2 >= (double)p->window)
     {
-      m->cur ^= 1;
-      memset (m->hist[m->cur], 0, (NR_BINS + 1) * sizeof (double));
-      m->epoch_weight = 0;
+      p->seen_before = atomic_exchange (&p->seen, 0);
+      p->cur ^= 1;
+      memset (p->hist[p->cur], 0, (NR_BINS + 1) * sizeof (double));
+      p->epoch_weight = 0;
     }
 }
 
 /* --- the Fenwick tree over last times ---------------------------------- */
 
 static void
-tree_add (struct mrc *m, uint32_t t, uint32_t delta)
+tree_add (struct part *p, uint32_t t, uint32_t delta)
 {
-  for (; t < m->ring; t += t & -t)
-    m->tree[t] += delta; /* delta UINT32_MAX subtracts one */
+  for (; t < p->ring; t += t & -t)
+    p->tree[t] += delta; /* delta UINT32_MAX subtracts one */
 }
 
 /* Tracked blocks whose last time is at most T. */
 static uint32_t
-tree_prefix (const struct mrc *m, uint32_t t)
+tree_prefix (const struct part *p, uint32_t t)
 {
   uint32_t sum = 0;
 
   for (; t > 0; t -= t & -t)
-    sum += m->tree[t];
+    sum += p->tree[t];
   return sum;
 }
 
 /* Renumber the live times 1..k in order and rebuild the tree. */
 static void
-compact (struct mrc *m)
+compact (struct part *p)
 {
   uint32_t k = 0;
 
-  for (uint32_t t = 1; t <= m->clock; t++)
+  for (uint32_t t = 1; t <= p->clock; t++)
     {
-      uint32_t s = m->owner[t];
+      uint32_t s = p->owner[t];
       if (s == NONE)
         continue;
-      m->owner[t] = NONE;
-      m->owner[++k] = s;
-      m->samples[s].time = k;
+      p->owner[t] = NONE;
+      p->owner[++k] = s;
+      p->samples[s].time = k;
     }
-  for (uint32_t t = 1; t < m->ring; t++)
-    m->tree[t] = t <= k;
-  for (uint32_t t = 1; t < m->ring; t++)
+  for (uint32_t t = 1; t < p->ring; t++)
+    p->tree[t] = t <= k;
+  for (uint32_t t = 1; t < p->ring; t++)
     {
       uint32_t up = t + (t & -t);
-      if (up < m->ring)
-        m->tree[up] += m->tree[t];
+      if (up < p->ring)
+        p->tree[up] += p->tree[t];
     }
-  m->clock = k;
+  p->clock = k;
 }
 
 /* Make S's last time now. */
 static void
-touch (struct mrc *m, uint32_t s)
+touch (struct part *p, uint32_t s)
 {
-  if (m->clock + 1 == m->ring)
-    compact (m);
-  m->clock++;
-  m->samples[s].time = m->clock;
-  m->owner[m->clock] = s;
-  tree_add (m, m->clock, 1);
+  if (p->clock + 1 == p->ring)
+    compact (p);
+  p->clock++;
+  p->samples[s].time = p->clock;
+  p->owner[p->clock] = s;
+  tree_add (p, p->clock, 1);
 }
 
 static void
-untouch (struct mrc *m, uint32_t s)
+untouch (struct part *p, uint32_t s)
 {
-  uint32_t t = m->samples[s].time;
+  uint32_t t = p->samples[s].time;
 
-  m->owner[t] = NONE;
-  tree_add (m, t, UINT32_MAX);
+  p->owner[t] = NONE;
+  tree_add (p, t, UINT32_MAX);
 }
 
 /* --- the max-heap on the sampling hash --------------------------------- */
 
 static void
-heap_set (struct mrc *m, uint32_t pos, uint32_t s)
+heap_set (struct part *p, uint32_t pos, uint32_t s)
 {
-  m->heap[pos] = s;
-  m->samples[s].heap_pos = pos;
+  p->heap[pos] = s;
+  p->samples[s].heap_pos = pos;
 }
 
 static void
-heap_push (struct mrc *m, uint32_t s)
+heap_push (struct part *p, uint32_t s)
 {
-  uint32_t pos = m->nr_samples; /* the caller counts S after this */
-  uint32_t hash = m->samples[s].hash;
+  uint32_t pos = p->nr_samples; /* the caller counts S after this */
+  uint32_t hash = p->samples[s].hash;
 
   while (pos > 0)
     {
       uint32_t parent = (pos - 1) / 2;
-      if (m->samples[m->heap[parent]].hash >= hash)
+      if (p->samples[p->heap[parent]].hash >= hash)
         break;
-      heap_set (m, pos, m->heap[parent]);
+      heap_set (p, pos, p->heap[parent]);
       pos = parent;
     }
-  heap_set (m, pos, s);
+  heap_set (p, pos, s);
 }
 
 /* Remove the top of a heap of N entries. */
 static void
-heap_pop (struct mrc *m, uint32_t n)
+heap_pop (struct part *p, uint32_t n)
 {
-  uint32_t last = m->heap[n - 1], pos = 0, hash = m->samples[last].hash;
+  uint32_t last = p->heap[n - 1], pos = 0, hash = p->samples[last].hash;
 
   n--;
   for (;;)
@@ -254,157 +282,192 @@ heap_pop (struct mrc *m, uint32_t n)
       if (child >= n)
         break;
       if (child + 1 < n
-          && m->samples[m->heap[child + 1]].hash
-                 > m->samples[m->heap[child]].hash)
+          && p->samples[p->heap[child + 1]].hash
+                 > p->samples[p->heap[child]].hash)
         child++;
-      if (m->samples[m->heap[child]].hash <= hash)
+      if (p->samples[p->heap[child]].hash <= hash)
         break;
-      heap_set (m, pos, m->heap[child]);
+      heap_set (p, pos, p->heap[child]);
       pos = child;
     }
   if (n > 0)
-    heap_set (m, pos, last);
+    heap_set (p, pos, last);
 }
 
 /* --- the tracked set --------------------------------------------------- */
 
 static uint32_t *
-bucket_of (struct mrc *m, uint64_t h)
+bucket_of (struct part *p, uint64_t h)
 {
-  return &m->buckets[(h >> 32) & m->bucket_mask];
+  return &p->buckets[(h >> 32) & p->bucket_mask];
 }
 
 static uint32_t
-lookup (struct mrc *m, uint64_t blk, uint64_t h)
+lookup (struct part *p, uint64_t blk, uint64_t h)
 {
-  uint32_t s = *bucket_of (m, h);
+  uint32_t s = *bucket_of (p, h);
 
-  while (s != NONE && m->samples[s].blk != blk)
-    s = m->samples[s].next;
+  while (s != NONE && p->samples[s].blk != blk)
+    s = p->samples[s].next;
   return s;
 }
 
 static uint32_t
-insert (struct mrc *m, uint64_t blk, uint64_t h)
+insert (struct part *p, uint64_t blk, uint64_t h)
 {
-  uint32_t s = m->free_list, *head = bucket_of (m, h);
+  uint32_t s = p->free_list, *head = bucket_of (p, h);
 
-  m->free_list = m->samples[s].next;
-  m->samples[s].blk = blk;
-  m->samples[s].hash = h & (HASH_SPACE - 1);
-  m->samples[s].next = *head;
+  p->free_list = p->samples[s].next;
+  p->samples[s].blk = blk;
+  p->samples[s].hash = h & (HASH_SPACE - 1);
+  p->samples[s].next = *head;
   *head = s;
-  heap_push (m, s);
-  m->nr_samples++;
-  touch (m, s);
+  heap_push (p, s);
+  p->nr_samples++;
+  touch (p, s);
   return s;
 }
 
 /* Forget the block at the top of the heap. */
 static void
-forget_top (struct mrc *m)
+forget_top (struct part *p)
 {
-  uint32_t s = m->heap[0];
-  uint32_t *link = bucket_of (m, mix64 (m->samples[s].blk));
+  uint32_t s = p->heap[0];
+  uint32_t *link = bucket_of (p, mix64 (p->samples[s].blk));
 
   while (*link != s)
-    link = &m->samples[*link].next;
-  *link = m->samples[s].next;
-  untouch (m, s);
-  heap_pop (m, m->nr_samples);
-  m->nr_samples--;
-  m->samples[s].next = m->free_list;
-  m->free_list = s;
+    link = &p->samples[*link].next;
+  *link = p->samples[s].next;
+  untouch (p, s);
+  heap_pop (p, p->nr_samples);
+  p->nr_samples--;
+  p->samples[s].next = p->free_list;
+  p->free_list = s;
 }
 
 /* Lower the rate until the tracked set fits. */
 static void
-shrink (struct mrc *m)
+shrink (struct part *p)
 {
-  uint32_t t = m->samples[m->heap[0]].hash;
+  uint32_t t = p->samples[p->heap[0]].hash;
 
-  while (m->nr_samples > 0 && m->samples[m->heap[0]].hash >= t)
-    forget_top (m);
-  atomic_store_explicit (&m->threshold, t, memory_order_relaxed);
+  while (p->nr_samples > 0 && p->samples[p->heap[0]].hash >= t)
+    forget_top (p);
+  atomic_store_explicit (&p->threshold, t, memory_order_relaxed);
 }
 
-/* One sampled reference.  The caller holds the lock. */
+/* One sampled reference.  The caller holds P's lock. */
 static void
-reference (struct mrc *m, uint64_t blk, uint64_t h)
+reference (struct part *p, uint64_t blk, uint64_t h)
 {
-  uint32_t t = atomic_load_explicit (&m->threshold, memory_order_relaxed);
-  double weight = (double)HASH_SPACE / t;
+  uint32_t t = atomic_load_explicit (&p->threshold, memory_order_relaxed);
+  double weight = (double)p->scale / t;
   uint32_t s;
 
   if ((h & (HASH_SPACE - 1)) >= t)
     return; /* the rate fell since the caller looked */
-  s = lookup (m, blk, h);
+  s = lookup (p, blk, h);
   if (s == NONE)
     {
-      record (m, COLD, weight);
-      insert (m, blk, h);
-      if (m->nr_samples > m->max_samples)
-        shrink (m);
+      record (p, COLD, weight);
+      insert (p, blk, h);
+      if (p->nr_samples > p->max_samples)
+        shrink (p);
       return;
     }
   /* Tracked blocks referenced since S was: those with a later time. */
-  uint64_t d = m->nr_samples - tree_prefix (m, m->samples[s].time);
-  record (m, bin_of (d * HASH_SPACE / t), weight);
-  untouch (m, s);
-  touch (m, s);
+  uint64_t d = p->nr_samples - tree_prefix (p, p->samples[s].time);
+  record (p, bin_of (d * p->scale / t), weight);
+  untouch (p, s);
+  touch (p, s);
 }
 
 /* --- the interface ----------------------------------------------------- */
 
+static size_t
+part_init (struct part *p, uint32_t max_samples, double rate,
+           unsigned partitions, uint64_t window)
+{
+  uint32_t nbuckets = 1, threshold;
+
+  pthread_mutex_init (&p->lock, NULL);
+  p->scale = HASH_SPACE * partitions;
+  while (nbuckets < max_samples)
+    nbuckets *= 2;
+  p->max_samples = max_samples;
+  p->window = window;
+  p->ring = 2 * max_samples + 2;
+  p->bucket_mask = nbuckets - 1;
+  p->samples = calloc (max_samples + 1, sizeof *p->samples);
+  p->buckets = malloc (nbuckets * sizeof *p->buckets);
+  p->heap = calloc (max_samples + 1, sizeof *p->heap);
+  p->tree = calloc (p->ring, sizeof *p->tree);
+  p->owner = malloc (p->ring * sizeof *p->owner);
+  p->hist[0] = calloc (NR_BINS + 1, sizeof (double));
+  p->hist[1] = calloc (NR_BINS + 1, sizeof (double));
+  if (p->samples == NULL || p->buckets == NULL || p->heap == NULL
+      || p->tree == NULL || p->owner == NULL || p->hist[0] == NULL
+      || p->hist[1] == NULL)
+    return 0;
+  memset (p->buckets, 0xff, nbuckets * sizeof *p->buckets);
+  memset (p->owner, 0xff, p->ring * sizeof *p->owner);
+  for (uint32_t s = 0; s <= max_samples; s++)
+    p->samples[s].next = s < max_samples ? s + 1 : NONE;
+  threshold = rate * HASH_SPACE + 0.5;
+  atomic_init (&p->threshold, threshold > 0 ? threshold : 1);
+  return (max_samples + 1) * (sizeof *p->samples + sizeof *p->heap)
+         + nbuckets * sizeof *p->buckets
+         + p->ring * (sizeof *p->tree + sizeof *p->owner)
+         + 2 * (NR_BINS + 1) * sizeof (double);
+}
+
+static void
+part_free (struct part *p)
+{
+  if (p->scale == 0)
+    return; /* mrc_new failed before it */
+  pthread_mutex_destroy (&p->lock);
+  free (p->samples);
+  free (p->buckets);
+  free (p->heap);
+  free (p->tree);
+  free (p->owner);
+  free (p->hist[0]);
+  free (p->hist[1]);
+}
+
 struct mrc *
 mrc_new (const struct mrc_config *cfg)
 {
+  unsigned n = cfg->partitions;
   struct mrc *m;
-  uint32_t nbuckets = 1, threshold;
 
-  if (cfg->max_samples == 0 || cfg->max_samples > (UINT32_MAX - 3) / 2
+  if (n == 0 || n > MAX_PARTITIONS || (n & (n - 1)) != 0
+      || cfg->max_samples < n || cfg->max_samples > (UINT32_MAX - 3) / 2
       || !(cfg->rate > 0 && cfg->rate <= 1) || cfg->window < 2)
     {
       errno = EINVAL;
       return NULL;
     }
-  m = calloc (1, sizeof *m);
+  size_t size = sizeof *m + n * sizeof *m->parts;
+  m = aligned_alloc (_Alignof (struct mrc), (size + 63) / 64 * 64);
   if (m == NULL)
     return NULL;
-  while (nbuckets < cfg->max_samples)
-    nbuckets *= 2;
-  m->max_samples = cfg->max_samples;
-  m->window = cfg->window;
-  m->ring = 2 * cfg->max_samples + 2;
-  m->bucket_mask = nbuckets - 1;
-  m->samples = calloc (cfg->max_samples + 1, sizeof *m->samples);
-  m->buckets = malloc (nbuckets * sizeof *m->buckets);
-  m->heap = calloc (cfg->max_samples + 1, sizeof *m->heap);
-  m->tree = calloc (m->ring, sizeof *m->tree);
-  m->owner = malloc (m->ring * sizeof *m->owner);
-  m->hist[0] = calloc (NR_BINS + 1, sizeof (double));
-  m->hist[1] = calloc (NR_BINS + 1, sizeof (double));
-  if (m->samples == NULL || m->buckets == NULL || m->heap == NULL
-      || m->tree == NULL || m->owner == NULL || m->hist[0] == NULL
-      || m->hist[1] == NULL)
+  memset (m, 0, size);
+  m->nr_parts = n;
+  m->memory = sizeof *m + n * sizeof *m->parts;
+  for (unsigned i = 0; i < n; i++)
     {
-      mrc_free (m);
-      errno = ENOMEM;
-      return NULL;
+      size_t bytes = part_init (&m->parts[i], (cfg->max_samples + n - 1) / n,
+                                cfg->rate, n, cfg->window);
+      if (bytes == 0)
+        {
+          mrc_free (m);
+          errno = ENOMEM;
+          return NULL;
+        }
+      m->memory += bytes;
     }
-  memset (m->buckets, 0xff, nbuckets * sizeof *m->buckets);
-  memset (m->owner, 0xff, m->ring * sizeof *m->owner);
-  for (uint32_t s = 0; s <= cfg->max_samples; s++)
-    m->samples[s].next = s < cfg->max_samples ? s + 1 : NONE;
-  threshold = cfg->rate * HASH_SPACE + 0.5;
-  atomic_init (&m->threshold, threshold > 0 ? threshold : 1);
-  m->memory = sizeof *m
-              + (cfg->max_samples + 1)
-                    * (sizeof *m->samples + sizeof *m->heap)
-              + nbuckets * sizeof *m->buckets
-              + m->ring * (sizeof *m->tree + sizeof *m->owner)
-              + 2 * (NR_BINS + 1) * sizeof (double);
-  pthread_mutex_init (&m->lock, NULL);
   return m;
 }
 
@@ -413,14 +476,8 @@ mrc_free (struct mrc *m)
 {
   if (m == NULL)
     return;
-  pthread_mutex_destroy (&m->lock);
-  free (m->samples);
-  free (m->buckets);
-  free (m->heap);
-  free (m->tree);
-  free (m->owner);
-  free (m->hist[0]);
-  free (m->hist[1]);
+  for (unsigned i = 0; i < m->nr_parts; i++)
+    part_free (&m->parts[i]);
   free (m);
 }
 
@@ -430,13 +487,50 @@ mrc_access (struct mrc *m, uint64_t first, uint64_t n)
   for (uint64_t blk = first; blk < first + n; blk++)
     {
       uint64_t h = mix64 (blk);
+      struct part *p = &m->parts[(h >> HASH_BITS) & (m->nr_parts - 1)];
+      atomic_fetch_add_explicit (&p->seen, 1, memory_order_relaxed);
       if ((h & (HASH_SPACE - 1))
-          >= atomic_load_explicit (&m->threshold, memory_order_relaxed))
+          >= atomic_load_explicit (&p->threshold, memory_order_relaxed))
         continue;
-      pthread_mutex_lock (&m->lock);
-      reference (m, blk, h);
-      pthread_mutex_unlock (&m->lock);
+      pthread_mutex_lock (&p->lock);
+      reference (p, blk, h);
+      pthread_mutex_unlock (&p->lock);
     }
+}
+
+/* Partition P's share of the hit ratio of a cache of BLOCKS blocks: its
+ * weights of hits and of all references in the window.  The weights
+ * should add up to the partition's references (seen) times the number of
+ * partitions, as each stands for 1 / R references; when a few very hot
+ * blocks make a sample's share run over or under that, the difference
+ * goes to distance 0 (SHARDS_adj: hot blocks are what is over- or
+ * under-sampled, and they are reused at short distances). */
+static void
+part_hits (struct part *p, unsigned nr_parts, uint64_t blocks, double *hits,
+           double *total)
+{
+  double w_total = 0, w_hits = 0, adjust;
+
+  pthread_mutex_lock (&p->lock);
+  for (unsigned b = 0; b <= NR_BINS; b++)
+    {
+      double w = p->hist[0][b] + p->hist[1][b];
+      uint64_t low, width;
+
+      w_total += w;
+      if (b == COLD)
+        continue;
+      bin_range (b, &low, &width);
+      if (low + width <= blocks)
+        w_hits += w;
+      else if (low < blocks)
+        w_hits += w * (double)(blocks - low) / (double)width;
+    }
+  adjust = (double)(p->seen_before + atomic_load (&p->seen)) * nr_parts
+           - w_total;
+  pthread_mutex_unlock (&p->lock);
+  *total += w_total + adjust;
+  *hits += w_hits + (blocks > 0 ? adjust : 0);
 }
 
 double
@@ -444,35 +538,28 @@ mrc_hit_ratio (struct mrc *m, uint64_t blocks)
 {
   double total = 0, hits = 0;
 
-  pthread_mutex_lock (&m->lock);
-  for (unsigned b = 0; b <= NR_BINS; b++)
-    {
-      double w = m->hist[0][b] + m->hist[1][b];
-      uint64_t low, width;
-
-      total += w;
-      if (b == COLD)
-        continue;
-      bin_range (b, &low, &width);
-      if (low + width <= blocks)
-        hits += w;
-      else if (low < blocks)
-        hits += w * (double)(blocks - low) / (double)width;
-    }
-  pthread_mutex_unlock (&m->lock);
-  return total > 0 ? hits / total : -1;
+  for (unsigned i = 0; i < m->nr_parts; i++)
+    part_hits (&m->parts[i], m->nr_parts, blocks, &hits, &total);
+  if (total <= 0)
+    return -1;
+  return hits <= 0 ? 0 : hits >= total ? 1 : hits / total;
 }
 
 void
 mrc_get_stats (struct mrc *m, struct mrc_stats *s)
 {
-  uint32_t t;
+  uint64_t thresholds = 0;
 
-  pthread_mutex_lock (&m->lock);
-  t = atomic_load_explicit (&m->threshold, memory_order_relaxed);
-  s->samples = m->nr_samples;
-  s->rate_ppm = (uint64_t)t * 1000000 / HASH_SPACE;
-  s->references = m->references;
+  memset (s, 0, sizeof *s);
+  for (unsigned i = 0; i < m->nr_parts; i++)
+    {
+      struct part *p = &m->parts[i];
+      pthread_mutex_lock (&p->lock);
+      thresholds += atomic_load_explicit (&p->threshold, memory_order_relaxed);
+      s->samples += p->nr_samples;
+      s->references += p->references;
+      pthread_mutex_unlock (&p->lock);
+    }
+  s->rate_ppm = thresholds * 1000000 / ((uint64_t)HASH_SPACE * m->nr_parts);
   s->memory_bytes = m->memory;
-  pthread_mutex_unlock (&m->lock);
 }

@@ -4,6 +4,8 @@
  * sampling: a block is always or never sampled at a given rate), and the
  * LRU reuse distance of each sampled reference is measured over the
  * sampled blocks only, then scaled by the inverse of the sampling rate.
+ * The blocks are split by hash into partitions, each sampled on its own
+ * under its own lock, so readers of different blocks rarely queue.
  * The number of sampled blocks tracked is bounded: when it would exceed
  * the bound, the rate is lowered and the blocks no longer sampled are
  * forgotten (fixed-size SHARDS), so memory is fixed at creation.  The
@@ -18,7 +20,10 @@
 
 struct mrc_config
 {
-  uint32_t max_samples; /* sampled blocks tracked at most, >= 1 */
+  uint32_t max_samples; /* sampled blocks tracked at most, >= partitions
+                         * (each partition tracks its share, rounded up) */
+  unsigned partitions;  /* a power of two from 1 to 64; 1 (with rate 1)
+                         * measures exact distances */
   double rate;          /* the sampling rate to start at, in (0, 1] */
   uint64_t window;      /* block references the curve covers: between
                          * WINDOW/2 and WINDOW of the latest, >= 2 */
@@ -27,7 +32,8 @@ struct mrc_config
 struct mrc_stats
 {
   uint64_t samples;      /* sampled blocks tracked now */
-  uint64_t rate_ppm;     /* the sampling rate now, in parts per million */
+  uint64_t rate_ppm;     /* the sampling rate now, in parts per million
+                          * (the partitions' mean) */
   uint64_t references;   /* sampled block references so far */
   uint64_t memory_bytes; /* memory held, fixed at creation */
 };

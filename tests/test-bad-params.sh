@@ -22,6 +22,8 @@ expect_failure "direct=sometimes: expected auto, on or off" "$TESTDIR/disk" dire
 expect_failure "cache=fast: expected writeback, writethrough or none" "$TESTDIR/disk" cache=fast
 expect_failure "sched=fifo: expected batch or normal" "$TESTDIR/disk" sched=fifo
 expect_failure "you must give the disk" direct=on
+expect_failure "mrc-samples=2000000: must be from 0 to 1048576" "$TESTDIR/disk" mrc-samples=2000000
+expect_failure "mrc-window=10: must be at least 1024" "$TESTDIR/disk" mrc-window=10
 if [ "$(id -u)" = 0 ]; then
   # root ignores file modes; a file on a read-only bind is not available
   # everywhere, so test permissions as an unprivileged user when one exists
