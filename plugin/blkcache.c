@@ -128,20 +128,20 @@ save_hotset (void)
     nbdkit_debug ("hotset=%s: saved %" PRIu64 " blocks", hotset_path, n);
 }
 
-/* Stop prewarm and the service, save the hot set, then write back what is
- * dirty before the process
- * goes.  If that fails (after the engine's retries, each range logged),
- * nbdkit must not exit 0 as if nothing was lost: nbdkit gives a plugin no
- * way to set its exit status, so the process exits here with status 1,
- * after this error. */
+/* Stop the service and prewarm, save the hot set, then write back what
+ * is dirty before the process goes.  If that fails (after the engine's
+ * retries, each range logged), nbdkit must not exit 0 as if nothing was
+ * lost: nbdkit gives a plugin no way to set its exit status, so the
+ * process exits here with status 1, after this error. */
 static void
 blkcache_unload (void)
 {
   bool lost = false;
 
-  prewarm_free (prewarm);
+  /* The service's threads read prewarm's progress: stop them first. */
   if (service)
     service_stop (service);
+  prewarm_free (prewarm);
   if (engine && hotset_path)
     save_hotset ();
   if (engine)
