@@ -21,6 +21,7 @@ expect_failure "unknown parameter 'colour'" "$TESTDIR/disk" colour=blue
 expect_failure "direct=sometimes: expected auto, on or off" "$TESTDIR/disk" direct=sometimes
 expect_failure "cache=fast: expected writeback, writethrough or none" "$TESTDIR/disk" cache=fast
 expect_failure "sched=fifo: expected batch or normal" "$TESTDIR/disk" sched=fifo
+expect_failure "writeback-rate=fast: expected bytes a second" "$TESTDIR/disk" writeback-rate=fast
 expect_failure "you must give the disk" direct=on
 if [ "$(id -u)" = 0 ]; then
   # root ignores file modes; a file on a read-only bind is not available
