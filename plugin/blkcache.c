@@ -263,7 +263,11 @@ parse_writeback_rate (const char *value)
   int64_t rate = nbdkit_parse_size (value);
 
   if (rate == -1)
-    return -1;
+    {
+      nbdkit_error ("writeback-rate=%s: expected bytes a second such as 20M "
+                    "(0: unlimited)", value);
+      return -1;
+    }
   config.writeback_rate = rate;
   return 0;
 }

@@ -26,7 +26,7 @@
 struct mode_gate
 {
   _Atomic int mode; /* enum engine_cache_mode */
-  _Alignas (64) _Atomic uint64_t cached_writers;
+  _Alignas(64) _Atomic uint64_t cached_writers;
 };
 
 void mode_init (struct mode_gate *g, enum engine_cache_mode mode);

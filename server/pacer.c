@@ -25,9 +25,9 @@
 
 struct pacer
 {
-  _Alignas (64) _Atomic uint64_t in_flight;
-  _Alignas (64) pthread_mutex_t lock;
-  uint64_t rate; /* bytes a second; 0: unlimited */
+  _Alignas(64) _Atomic uint64_t in_flight;
+  _Alignas(64) pthread_mutex_t lock;
+  uint64_t rate;  /* bytes a second; 0: unlimited */
   int64_t tokens; /* bytes that may be written now; < 0: in debt */
   uint64_t last;  /* when TOKENS was last brought up to date */
   _Atomic uint64_t yields, throttles;
@@ -51,17 +51,17 @@ refill (struct pacer *p, uint64_t now)
   if (now <= p->last)
     return;
   tokens = p->tokens
-           + (__int128) ((unsigned __int128) p->rate * (now - p->last)
-                         / NS_PER_SECOND);
-  p->tokens = tokens > burst (p->rate) ? (int64_t) burst (p->rate)
-                                       : (int64_t) tokens;
+           + (__int128)((unsigned __int128)p->rate * (now - p->last)
+                        / NS_PER_SECOND);
+  p->tokens
+      = tokens > burst (p->rate) ? (int64_t)burst (p->rate) : (int64_t)tokens;
   p->last = now;
 }
 
 struct pacer *
 pacer_new (uint64_t rate)
 {
-  struct pacer *p = aligned_alloc (_Alignof (struct pacer), sizeof *p);
+  struct pacer *p = aligned_alloc (_Alignof(struct pacer), sizeof *p);
   int r;
 
   if (p == NULL)
@@ -126,8 +126,8 @@ pacer_delay (struct pacer *p, uint64_t now)
     {
       refill (p, now);
       if (p->tokens < 0)
-        delay = (uint64_t) ((unsigned __int128) (uint64_t) -p->tokens
-                                * NS_PER_SECOND / p->rate)
+        delay = (uint64_t)((unsigned __int128)(uint64_t)-p->tokens
+                           * NS_PER_SECOND / p->rate)
                 + 1;
     }
   pthread_mutex_unlock (&p->lock);
@@ -141,8 +141,8 @@ pacer_charge (struct pacer *p, uint64_t now, uint64_t bytes)
   if (p->rate != 0)
     {
       refill (p, now);
-      __int128 tokens = (__int128) p->tokens - bytes;
-      p->tokens = tokens < INT64_MIN ? INT64_MIN : (int64_t) tokens;
+      __int128 tokens = (__int128)p->tokens - bytes;
+      p->tokens = tokens < INT64_MIN ? INT64_MIN : (int64_t)tokens;
     }
   pthread_mutex_unlock (&p->lock);
 }
@@ -169,8 +169,8 @@ pacer_requests_in_flight (struct pacer *p)
 static void
 nap (uint64_t ns)
 {
-  struct timespec ts = { .tv_sec = ns / NS_PER_SECOND,
-                         .tv_nsec = ns % NS_PER_SECOND };
+  struct timespec ts
+      = { .tv_sec = ns / NS_PER_SECOND, .tv_nsec = ns % NS_PER_SECOND };
 
   /* EINTR: the caller's loop checks the clock and sleeps again. */
   nanosleep (&ts, NULL);
@@ -192,8 +192,8 @@ pacer_wait (struct pacer *p, bool yield, uint64_t deadline)
 
   for (;;)
     {
-      bool busy = yield && now < yield_until
-                  && pacer_requests_in_flight (p) > 0;
+      bool busy
+          = yield && now < yield_until && pacer_requests_in_flight (p) > 0;
       uint64_t delay = busy ? 0 : pacer_delay (p, now);
       if (!busy && delay == 0)
         break;

@@ -74,8 +74,8 @@ int pacer_wait (struct pacer *p, bool yield, uint64_t deadline);
 
 struct pacer_stats
 {
-  uint64_t rate;     /* bytes a second, 0: unlimited */
-  uint64_t yields;   /* steps that waited for client requests */
+  uint64_t rate;      /* bytes a second, 0: unlimited */
+  uint64_t yields;    /* steps that waited for client requests */
   uint64_t throttles; /* steps that waited for the rate */
 };
 

@@ -21,6 +21,7 @@ expect_failure "unknown parameter 'colour'" "$TESTDIR/disk" colour=blue
 expect_failure "direct=sometimes: expected auto, on or off" "$TESTDIR/disk" direct=sometimes
 expect_failure "cache=fast: expected writeback, writethrough or none" "$TESTDIR/disk" cache=fast
 expect_failure "sched=fifo: expected batch or normal" "$TESTDIR/disk" sched=fifo
+expect_failure "writeback-rate=fast: expected bytes a second" "$TESTDIR/disk" writeback-rate=fast
 expect_failure "you must give the disk" direct=on
 expect_failure "mrc-samples=2000000: must be from 0 to 1048576" "$TESTDIR/disk" mrc-samples=2000000
 expect_failure "mrc-window=10: must be at least 1024" "$TESTDIR/disk" mrc-window=10

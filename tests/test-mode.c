@@ -103,8 +103,8 @@ Test (mode, no_cached_write_after_the_switch)
       mode_init (&g, ENGINE_CACHE_WRITEBACK);
       for (int i = 0; i < WRITERS; i++)
         {
-          r[i] = (struct racer){ .g = &g, .switched = &switched,
-                                 .stop = &stop };
+          r[i]
+              = (struct racer){ .g = &g, .switched = &switched, .stop = &stop };
           cr_assert_eq (pthread_create (&t[i], NULL, race, &r[i]), 0);
         }
       sleep_us (1000);

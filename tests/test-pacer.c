@@ -39,7 +39,7 @@ Test (pacer, debt_is_paid_back_at_the_rate)
   cr_assert_eq (pacer_delay (p, now), 0);
   pacer_charge (p, now, 50000); /* 50 ms of debt */
   uint64_t d = pacer_delay (p, now);
-  cr_assert (d > 49000000 && d <= 50000001, "delay %lu", (unsigned long) d);
+  cr_assert (d > 49000000 && d <= 50000001, "delay %lu", (unsigned long)d);
   cr_assert_eq (pacer_delay (p, now + 50000001), 0);
   /* A long idle time refills no more than the burst. */
   now += 100 * NS;
@@ -67,8 +67,8 @@ Test (pacer, rate_bound_over_time)
       written += step;
       uint64_t span = now - start;
       cr_assert (written <= rate * span / NS + rate / 10 + step,
-                 "%lu bytes in %lu ns", (unsigned long) written,
-                 (unsigned long) span);
+                 "%lu bytes in %lu ns", (unsigned long)written,
+                 (unsigned long)span);
     }
   cr_assert (written >= rate * 10 - step);
   pacer_free (p);

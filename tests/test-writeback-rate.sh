@@ -1,8 +1,9 @@
 #!/bin/bash
 # writeback-rate: background writeback stays within its cap over a
-# measured interval, a flush is not paced (it writes what the paced
-# writeback has not reached), and set writeback-rate changes the cap at
-# run time (0: unlimited, which drains the cache).
+# measured interval; it yields to client requests in flight, except while
+# dirty data is above dirty-limit; a flush is not paced (it writes what
+# the paced writeback has not reached); and set writeback-rate changes the
+# cap at run time (0: unlimited, which drains the cache).
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
@@ -18,12 +19,12 @@ start_control_server rate "$disk" cache-size=64M block-size=64K \
   writeback-rate=1M dirty-expire=0 dirty-background=100 dirty-limit=100
 test "$(stat_of writeback_rate_bytes)" = "$RATE"
 
-# 24 MiB dirty: 24 s of writeback at the cap.
+# 40 MiB dirty: 40 s of writeback at the cap.
 nbdsh -u "$URI" -c '
-for i in range(24):
+for i in range(40):
     h.pwrite(bytes([i + 1]) * 1048576, i * 1048576)
 '
-test "$(stat_of dirty_bytes)" = $((24 * 1048576))
+test "$(stat_of dirty_bytes)" = $((40 * 1048576))
 "$CTL" -s "$ctl" set dirty-background 0
 wait_until 10 stat_above background_writeback_bytes 0
 
@@ -45,17 +46,39 @@ sys.exit(0 if 0 < b <= cap else 1)
 "
 test "$(stat_of writeback_throttles)" -gt 0
 
+# Reads keep requests in flight (4 at a time): writeback yields to them.
+reads ()
+{
+  "$CLIENT_DIR/blkcache-bench" randread -q 4 -c 1 --seconds "$1" "$URI" \
+    > "$TESTDIR/reads.out"
+}
+y0=$(stat_of writeback_yields)
+reads 3 &
+reader=$!
+wait_until 3 stat_above writeback_yields "$y0"
+wait "$reader"
+# Above dirty-limit (10% of 64M < the dirty data) writeback does not
+# yield.  A pass already waiting ends within its second.
+"$CTL" -s "$ctl" set dirty-limit 10
+test "$(stat_of dirty_bytes)" -gt $((16 * 1048576))
+sleep 1.5
+y0=$(stat_of writeback_yields)
+reads 2
+test "$(stat_of writeback_yields)" = "$y0"
+test "$(stat_of dirty_bytes)" -gt $((12 * 1048576))
+"$CTL" -s "$ctl" set dirty-limit 100
+
 # A flush is not paced: it writes what background writeback has not
 # reached, far more than the background writes meanwhile.
 dirty=$(stat_of dirty_bytes)
-test "$dirty" -gt $((12 * 1048576))
+test "$dirty" -gt $((8 * 1048576))
 bg0=$(stat_of background_writeback_bytes)
 nbdsh -u "$URI" -c 'h.flush()'
 bg1=$(stat_of background_writeback_bytes)
 test "$(stat_of dirty_bytes)" = 0
 echo "flush: $dirty bytes were dirty, background wrote $((bg1 - bg0)) meanwhile"
 test $(((bg1 - bg0) * 2)) -lt "$dirty"
-for i in 0 11 23; do
+for i in 0 17 39; do
   cmp <(dd if="$disk" bs=1M skip=$i count=1 status=none) \
       <(head -c 1048576 /dev/zero | tr '\0' "\\$(printf '%03o' $((i + 1)))")
 done
