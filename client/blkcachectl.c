@@ -442,11 +442,14 @@ draw_iops (const struct top *t)
   printf ("\n");
 }
 
-/* A duration in nanoseconds, in the unit that suits it. */
+/* A duration in nanoseconds, in the unit that suits it; "-" for 0 (a
+ * path with no request yet). */
 static const char *
 human_ns (uint64_t ns, char *buf, size_t size)
 {
-  if (ns < 1000)
+  if (ns == 0)
+    snprintf (buf, size, "-");
+  else if (ns < 1000)
     snprintf (buf, size, "%" PRIu64 "ns", ns);
   else if (ns < 1000000)
     snprintf (buf, size, "%.3gus", ns / 1e3);

@@ -5,7 +5,7 @@
  * bucket counters and its sum.  A thread takes a shard number from a
  * global counter on its first record and keeps it in a thread-local
  * variable.  Recording is a binary search over the 71 bounds (7
- * comparisons) and two relaxed atomic adds to the thread's own shard;
+ * steps) and two relaxed atomic adds to the thread's own shard;
  * reading is O(shards x buckets).  Memory: 32 x NHIST x 584 bytes.
  */
 #include <config.h>
@@ -32,10 +32,20 @@ struct histogram
   unsigned char *shards; /* HISTOGRAM_SHARDS x shard_size */
 };
 
-/* The bounds of one decade, in hundredths of its power of ten (the
- * Renard R10 series). */
-static const uint64_t mantissa[10] = { 100, 125, 160, 200, 250,
-                                       315, 400, 500, 630, 800 };
+/* The bounds in nanoseconds, ten a decade (the Renard R10 series: 1,
+ * 1.25, 1.6, ... 8), then UINT64_MAX up to a power of two of entries, so
+ * that histogram_bucket_of is a binary search of fixed steps. */
+#define DECADE(p)                                                            \
+  100 * (p), 125 * (p), 160 * (p), 200 * (p), 250 * (p), 315 * (p),          \
+      400 * (p), 500 * (p), 630 * (p), 800 * (p)
+#define BOUNDS_PADDED 128
+static const uint64_t bounds[BOUNDS_PADDED] = {
+  DECADE (10ULL),       DECADE (100ULL),        DECADE (1000ULL),
+  DECADE (10000ULL),    DECADE (100000ULL),     DECADE (1000000ULL),
+  DECADE (10000000ULL), 100 * 100000000ULL, /* 10 s */
+  [HISTOGRAM_BOUNDS ... BOUNDS_PADDED - 1] = UINT64_MAX,
+};
+#undef DECADE
 
 /* 0: not given one yet; else the shard number + 1. */
 static _Thread_local unsigned thread_shard;
@@ -44,27 +54,20 @@ static atomic_uint next_shard;
 uint64_t
 histogram_bound_ns (size_t i)
 {
-  uint64_t scale = 10; /* mantissa 100 x 10 = 1000 ns = 1 us */
-
-  for (size_t d = 0; d < i / 10; d++)
-    scale *= 10;
-  return mantissa[i % 10] * scale;
+  return bounds[i];
 }
 
+/* The number of bounds below NS, which is its bucket: 7 steps with no
+ * branch to mispredict (each step a conditional move). */
 size_t
 histogram_bucket_of (uint64_t ns)
 {
-  size_t lo = 0, hi = HISTOGRAM_BOUNDS; /* the answer is in [lo, hi] */
+  size_t i = 0;
 
-  while (lo < hi)
-    {
-      size_t mid = lo + (hi - lo) / 2;
-      if (ns <= histogram_bound_ns (mid))
-        hi = mid;
-      else
-        lo = mid + 1;
-    }
-  return lo;
+  for (size_t step = BOUNDS_PADDED / 2; step > 0; step /= 2)
+    if (bounds[i + step - 1] < ns)
+      i += step;
+  return i;
 }
 
 struct histogram *

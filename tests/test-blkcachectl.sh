@@ -30,7 +30,7 @@ expect_status 1 -s "$ctl" set dirty-expire -1
 expect_status 0 -s "$ctl" set dirty-expire 3
 
 # top -n 3, not on a terminal: three frames, no escape sequences, and the
-# later frames show the reads issued meanwhile.
+# later frames show the reads issued meanwhile and their p99 latency.
 nbdsh -u "$URI" -c '
 import time
 end = time.monotonic() + 2.5
@@ -46,7 +46,11 @@ test "$(grep -c '^IOPS ' "$TESTDIR/top")" = 3
 ! grep -q $'\033' "$TESTDIR/top"
 grep -q 'expire 3 s' "$TESTDIR/top"
 # The read column of the last frame is not zero.
-tail -n 2 "$TESTDIR/top" | awk 'NF == 9 { exit !($1 > 0) }'
+awk '/^IOPS / { getline; v = $1 } END { exit !(v > 0) }' "$TESTDIR/top"
+# Its p99 row gives the read hits a latency, with its unit.
+test "$(grep -c '^p99 ' "$TESTDIR/top")" = 3
+awk '/^p99 / { getline; v = $1 }
+     END { exit !(v ~ /^[0-9.]+(ns|us|ms|s)$/ && v + 0 > 0) }' "$TESTDIR/top"
 
 # SIGINT ends top at once, with status 0.
 "$CTL" -s "$ctl" top > "$TESTDIR/top2" &

@@ -47,13 +47,22 @@ while i < len(lines):
     assert m, h
     name = m.group(1)
     kind = t.split()[-1]
+    names.add(name)
+    if kind == "histogram":
+        # Its samples (test-latency.sh checks them): up to the next HELP.
+        assert t == "# TYPE %s histogram" % name, t
+        i += 2
+        while i < len(lines) and not lines[i].startswith("# "):
+            assert re.match(r"%s_(bucket|sum|count)\{" % name, lines[i]), lines[i]
+            i += 1
+        continue
     assert t == "# TYPE %s %s" % (name, kind) and kind in ("counter", "gauge"), t
     assert (kind == "counter") == name.endswith("_total"), name
     assert re.match(r"%s [0-9]+$" % name, s), s
-    names.add(name)
     i += 3
 assert "blkcache_cache_hits_total" in names
 assert "blkcache_dirty_bytes" in names
+assert "blkcache_latency_seconds" in names
 PY
 
 # flush: a cached write reaches the file only when the control socket asks.
