@@ -55,7 +55,9 @@
 # BENCH_ROUNDS (default 3), BENCH_SIZE (disk and region size, default
 # 256M), BENCH_SERVERS (a subset of the server names below; a blkcache
 # name may add plugin parameters after colons, e.g.
-# blkcache-writethrough:fua=group, to set two settings side by side).
+# blkcache-writethrough:fua=group, to set two settings side by side),
+# BENCH_WORKLOADS (a subset of the workload names; the disk's rows run
+# always).
 set -e
 set -u
 
@@ -111,6 +113,13 @@ disk_workloads=(
   "4k-write-fdatasync16-qd16|--iodepth=16 --fdatasync=16"
   "4k-write-dsync-qd1|--iodepth=1 --sync=dsync"
 )
+
+# Whether workload NAME is among those to run.
+wanted ()
+{
+  case " ${BENCH_WORKLOADS:-$1} " in *" $1 "*) return 0 ;; esac
+  return 1
+}
 
 start_server ()
 {
@@ -208,7 +217,7 @@ EOF
 run_qemu_img_bench ()
 {
   server="$1" name="$2" count=$((seconds * 3000)) pids=""
-  command -v qemu-img >/dev/null || return 0
+  command -v qemu-img >/dev/null && wanted "$name" || return 0
   quarter=$(($(stat -c %s "$disk") / 4))
   m0="$(cpu_mark)"
   t0=$(date +%s.%N)
@@ -310,6 +319,7 @@ for round in $(seq 1 "$rounds"); do
     for w in "${workloads[@]}"; do
       IFS='|' read -r name bargs fargs <<<"$w"
       case "$server:$name" in null:*read | null:*read-*) continue ;; esac
+      wanted "$name" || continue
       run_bench "$server" "$name" "$bargs"
       settle
       if [ "$fargs" != "-" ]; then run_fio "$server" "$name" "$fargs"; settle; fi
