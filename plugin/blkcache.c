@@ -189,9 +189,9 @@ parse_cache (const char *value)
 static int
 parse_fua (const char *value)
 {
-  static const char *const names[] = { "dsync", "group", "auto", "sync" };
+  static const char *const names[] = { "dsync", "group", "auto" };
   static const enum engine_fua fuas[] = { ENGINE_FUA_DSYNC, ENGINE_FUA_GROUP,
-                                          ENGINE_FUA_AUTO, ENGINE_FUA_SYNC };
+                                          ENGINE_FUA_AUTO };
   int i = PARSE_CHOICE ("fua", value, names);
 
   if (i < 0)
@@ -339,7 +339,7 @@ blkcache_config_complete (void)
   "                    dirty (default 10).\n" \
   "dirty-limit=PCT     Hold writers while more than PCT% of the cache is\n" \
   "                    dirty (default 50).\n" \
-  "fua=dsync|group|auto|sync How FUA writes are made durable (default dsync:\n" \
+  "fua=dsync|group|auto How FUA writes are made durable (default dsync:\n" \
   "                    RWF_DSYNC on each; group: a shared fdatasync).\n" \
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \

@@ -308,19 +308,6 @@ block_len (const struct engine *e, uint64_t blk)
   return min_u64 (e->cfg.block_size, e->st->size - blk * e->cfg.block_size);
 }
 
-/* Report the failed fdatasync that latched (rule 2), once. */
-static void
-log_sync_failure (struct engine *e, int r)
-{
-  log_printf (e->cfg.log, LOG_LEVEL_ERROR,
-              "fdatasync of the disk failed: %s; writes since the previous "
-              "sync may be lost.  Every flush and FUA request now fails "
-              "with EIO until an administrator runs the control command "
-              "clear-errors (blkcachectl -s SOCKET clear-errors) or nbdkit "
-              "restarts",
-              strerror (-r));
-}
-
 /* The sync of group commit.  It runs only while no failure is latched, so
  * each latched failure is logged once. */
 static int
@@ -330,7 +317,13 @@ sync_store (void *opaque)
   int r = store_sync (e->st);
 
   if (r < 0)
-    log_sync_failure (e, r);
+    log_printf (e->cfg.log, LOG_LEVEL_ERROR,
+               "fdatasync of the disk failed: %s; writes since the previous "
+               "sync may be lost.  Every flush and FUA request now fails "
+               "with EIO until an administrator runs the control command "
+               "clear-errors (blkcachectl -s SOCKET clear-errors) or nbdkit "
+               "restarts",
+               strerror (-r));
   return r;
 }
 
@@ -1153,7 +1146,7 @@ static bool
 dsync_begin (struct engine *e, const struct direct_req *q)
 {
   if (!q->fua || q->op != DIRECT_WRITE || e->cfg.fua == ENGINE_FUA_GROUP
-      || e->cfg.fua == ENGINE_FUA_SYNC || ordered_sync_failed (e->oq))
+      || ordered_sync_failed (e->oq))
     return false;
   if (e->cfg.fua == ENGINE_FUA_DSYNC)
     return true;
@@ -1161,22 +1154,6 @@ dsync_begin (struct engine *e, const struct direct_req *q)
     return true;
   atomic_fetch_sub (&e->fua_in_flight, 1);
   return false;
-}
-
-/* fua=sync: an fdatasync of the FUA write's own, after its write, outside
- * group commit; its failure is latched as group commit's is (rule 2).
- * The caller holds no range. */
-static int
-own_sync (struct engine *e)
-{
-  int r;
-
-  if (ordered_sync_failed (e->oq))
-    return -EIO;
-  r = store_sync (e->st);
-  if (r < 0 && ordered_sync_latch (e->oq, r))
-    log_sync_failure (e, r);
-  return r;
 }
 
 /* After a write that carried RWF_DSYNC under fua=auto. */
@@ -1237,9 +1214,7 @@ direct_io (struct engine *e, const struct direct_req *q)
   stamp = ordered_complete (e->oq, oe, r);
   unlock_range (e, start, end);
   if (r == 0 && q->fua && !dsync)
-    r = e->cfg.fua == ENGINE_FUA_SYNC && q->op == DIRECT_WRITE
-            ? own_sync (e)
-            : group_commit (e, stamp);
+    r = group_commit (e, stamp);
   return r;
 }
 

@@ -33,7 +33,6 @@ enum engine_fua
                      * FUA write and flush waiting at the time */
   ENGINE_FUA_AUTO,  /* RWF_DSYNC while no other FUA write is in flight,
                      * else group commit */
-  ENGINE_FUA_SYNC,  /* a plain write, then an fdatasync of its own */
 };
 
 struct engine_config

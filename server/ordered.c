@@ -430,23 +430,6 @@ ordered_sync (struct ordered_queue *q, uint64_t stamp,
 }
 
 bool
-ordered_sync_latch (struct ordered_queue *q, int err)
-{
-  bool first;
-
-  pthread_mutex_lock (&q->sync_lock);
-  first = !q->sync_failed;
-  q->sync_errors++;
-  q->sync_failed = true;
-  q->failed_stamp = ordered_stamp (q);
-  q->failed_err = err;
-  /* Callers waiting for a sync that has not started fail now. */
-  pthread_cond_broadcast (&q->sync_cond[(q->done_gen + 1) & 1]);
-  pthread_mutex_unlock (&q->sync_lock);
-  return first;
-}
-
-bool
 ordered_sync_failed (struct ordered_queue *q)
 {
   bool failed;

@@ -139,13 +139,6 @@ uint64_t ordered_stamp (struct ordered_queue *q);
 int ordered_sync (struct ordered_queue *q, uint64_t stamp,
                   int (*sync) (void *opaque), void *opaque);
 
-/* Latch ERR as a failed sync, as a failed SYNC of ordered_sync does: for
- * a sync the caller ran itself, outside group commit.  Callers of
- * ordered_sync whose stamp is at or below the latest completion fail with
- * ERR, later ones with -EIO until ordered_clear_sync_error.  Returns
- * whether no failure was latched before (so the caller reports it once). */
-bool ordered_sync_latch (struct ordered_queue *q, int err);
-
 /* Whether a failed sync is latched. */
 bool ordered_sync_failed (struct ordered_queue *q);
 

@@ -10,8 +10,7 @@
 # and latches nothing.  A FUA write whose own sync fails fails, whether
 # that sync is the one inside its RWF_DSYNC write (fua=dsync, fua=auto
 # with one FUA write in flight; its error is that write's) or the shared
-# fdatasync of group commit (fua=group) or its own (fua=sync), which
-# latch.  Under the fault injector, in every cache mode,
+# fdatasync of group commit (fua=group, which latches).  Under the fault injector, in every cache mode,
 # with direct=on and direct=off, and with each fua= under writethrough.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
@@ -102,7 +101,7 @@ request_fails(errno.EIO, "a FUA write whose sync fails", h.pwrite,
               b"\x07" * B, 2 * B, nbd.CMD_FLAG_FUA)
 check(fired("^sync 0 0 EIO$", mark) == 1, "its sync failed once")
 set_rules()
-if fua in ("group", "sync"):
+if fua == "group":
     request_fails(errno.EIO, "a flush after it", h.flush)
     counters("latched by the FUA write's fdatasync", 2, 1)
     reply = control_reply("clear-errors")
@@ -135,7 +134,7 @@ for cache in writeback writethrough none; do
     run "latch-$cache-$direct" dsync cache=$cache direct=$direct
   done
 done
-for fua in group auto sync; do
+for fua in group auto; do
   run "latch-fua-$fua" "$fua" cache=writethrough direct=on fua=$fua
 done
 exit "$status"
