@@ -215,6 +215,20 @@ parse_cache (const char *value)
 }
 
 static int
+parse_fua (const char *value)
+{
+  static const char *const names[] = { "dsync", "group", "auto" };
+  static const enum engine_fua fuas[] = { ENGINE_FUA_DSYNC, ENGINE_FUA_GROUP,
+                                          ENGINE_FUA_AUTO };
+  int i = PARSE_CHOICE ("fua", value, names);
+
+  if (i < 0)
+    return -1;
+  config.fua = fuas[i];
+  return 0;
+}
+
+static int
 parse_sched (const char *value)
 {
   static const char *const names[] = { "batch", "normal" };
@@ -337,6 +351,8 @@ blkcache_config (const char *key, const char *value)
     return parse_bounded (key, value, 1, 100, &config.dirty_limit);
   if (strcmp (key, "writeback-rate") == 0)
     return parse_writeback_rate (value);
+  if (strcmp (key, "fua") == 0)
+    return parse_fua (value);
   if (strcmp (key, "sched") == 0)
     return parse_sched (value);
   if (strcmp (key, "mrc-samples") == 0)
@@ -414,6 +430,8 @@ blkcache_config_complete (void)
   "                    dirty (default 50).\n" \
   "writeback-rate=SIZE Cap background writeback at SIZE a second\n" \
   "                    (default 0: unlimited).\n" \
+  "fua=dsync|group|auto How FUA writes are made durable (default dsync:\n" \
+  "                    RWF_DSYNC on each; group: a shared fdatasync).\n" \
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \
   "control=PATH        Create a control socket at PATH (blkcachectl).\n" \

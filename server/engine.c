@@ -22,10 +22,11 @@
  * so the cache never keeps bytes the disk may no longer have.  The edge
  * sectors of an unaligned write are read from the cached block when there
  * is one (it may be DIRTY and newer than the disk), else from the store.
- * Each records an ordered extent only to get a completion stamp for group
- * commit: a FUA reply waits, with no lock held, for the first fdatasync
- * that starts after its write completed, and concurrent FUA writes share
- * one fdatasync.
+ * A FUA write carries RWF_DSYNC (fua=dsync, the default; fua=auto while
+ * it is the only one in flight); otherwise, and for FUA zeroes and trims,
+ * the ordered extent's completion stamp serves group commit: the reply
+ * waits, with no lock held, for the first fdatasync that starts after its
+ * I/O completed, and concurrent ones share one fdatasync.
  *
  * Cached writes copy into blocks under the lock and mark them DIRTY.  A
  * block a cached write creates is filled (the disk's bytes, then the
@@ -134,6 +135,7 @@ struct engine
   struct mode_gate mode; /* writeback or writethrough, switchable */
   struct histogram *latency; /* one per enum engine_latency */
   struct flush_progress flush_progress;
+  _Atomic unsigned fua_in_flight; /* FUA writes with RWF_DSYNC, fua=auto */
 };
 
 static void
@@ -1301,12 +1303,40 @@ trim_store (struct engine *e, const struct direct_req *q, uint64_t *from,
   return r;
 }
 
+/* Whether the FUA write Q is to carry RWF_DSYNC (else group commit makes
+ * it durable).  Never while a sync failure is latched: group commit then
+ * fails it, as rule 2 wants.  Under fua=auto, only a FUA write with no
+ * other in flight (its count taken in E->fua_in_flight, released by
+ * dsync_done) goes alone. */
+static bool
+dsync_begin (struct engine *e, const struct direct_req *q)
+{
+  if (!q->fua || q->op != DIRECT_WRITE || e->cfg.fua == ENGINE_FUA_GROUP
+      || ordered_sync_failed (e->oq))
+    return false;
+  if (e->cfg.fua == ENGINE_FUA_DSYNC)
+    return true;
+  if (atomic_fetch_add (&e->fua_in_flight, 1) == 0)
+    return true;
+  atomic_fetch_sub (&e->fua_in_flight, 1);
+  return false;
+}
+
+/* After a write that carried RWF_DSYNC under fua=auto. */
+static void
+dsync_done (struct engine *e)
+{
+  if (e->cfg.fua == ENGINE_FUA_AUTO)
+    atomic_fetch_sub (&e->fua_in_flight, 1);
+}
+
 static int
 direct_io (struct engine *e, const struct direct_req *q)
 {
   struct ordered_extent *oe;
   uint64_t start, end, stamp;
   uint64_t from = q->offset, to = q->offset + q->count;
+  bool dsync;
   enum ordered_kind kind = q->op == DIRECT_WRITE ? ORDERED_DIRECT_WRITE
                            : q->op == DIRECT_ZERO ? ORDERED_ZERO
                                                   : ORDERED_TRIM;
@@ -1328,10 +1358,13 @@ direct_io (struct engine *e, const struct direct_req *q)
       return r;
     }
   race_window (e);
+  dsync = dsync_begin (e, q);
   switch (q->op)
     {
     case DIRECT_WRITE:
-      r = write_store (e, q->data, q->count, q->offset, false);
+      r = write_store (e, q->data, q->count, q->offset, dsync);
+      if (dsync)
+        dsync_done (e);
       break;
     case DIRECT_ZERO:
       r = zero_store (e, q);
@@ -1346,7 +1379,7 @@ direct_io (struct engine *e, const struct direct_req *q)
     invalidate_cache (e, end - start, start);
   stamp = ordered_complete (e->oq, oe, r);
   unlock_range (e, start, end);
-  if (r == 0 && q->fua)
+  if (r == 0 && q->fua && !dsync)
     r = group_commit (e, stamp);
   return r;
 }

@@ -27,9 +27,20 @@ enum engine_cache_mode
   ENGINE_CACHE_WRITEBACK,    /* non-FUA writes land in the cache as dirty */
 };
 
+/* How a FUA write is made durable (server/README, FUA). */
+enum engine_fua
+{
+  ENGINE_FUA_DSYNC, /* its own write carries RWF_DSYNC */
+  ENGINE_FUA_GROUP, /* a plain write, then an fdatasync shared by every
+                     * FUA write and flush waiting at the time */
+  ENGINE_FUA_AUTO,  /* RWF_DSYNC while no other FUA write is in flight,
+                     * else group commit */
+};
+
 struct engine_config
 {
   enum engine_cache_mode mode;
+  enum engine_fua fua;
   uint64_t cache_size;     /* bytes of cache memory */
   uint32_t block_size;     /* cache block size, a power of two */
   unsigned dirty_limit;    /* percent of cache_size above which cached

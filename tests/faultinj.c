@@ -26,7 +26,9 @@
  *       pwritev2, pwritev64v2, AIO writes), settle (sync_file_range, which
  *       waits for the kernel's writeback of a range's pages: the failure of
  *       that writeback after the write itself was taken), sync (fdatasync,
- *       fsync, AIO fsync/fdsync; OFFSET and LENGTH ignored),
+ *       fsync, AIO fsync/fdsync, and the sync inside a pwritev2 with
+ *       RWF_DSYNC or RWF_SYNC, once its write rules let it pass; OFFSET
+ *       and LENGTH ignored),
  *       fallocate (fallocate, fallocate64, every mode), ioctl (BLKDISCARD,
  *       BLKZEROOUT, BLKSECDISCARD), or nth: the Nth read, write, sync or
  *       fallocate of the target (N = OFFSET, from 1, LENGTH ignored),
@@ -635,12 +637,35 @@ iov_length (const struct iovec *iov, int n)
     return err ? fail_rw (err, n) : real.fn (fd, iov, cnt, offset);          \
   }
 
+/* A write with RWF_DSYNC or RWF_SYNC is a write and a sync of the file in
+ * one call: a sync rule fails it too (the sync's error, with the write's
+ * bytes not written), and a sync rule's SHORT0 makes it a plain write, a
+ * sync that claims success having done nothing. */
+static int
+sync_flag_fault (int fd, int *flags)
+{
+  int err;
+
+  if (!(*flags & (RWF_DSYNC | RWF_SYNC)))
+    return 0;
+  err = fault_for (fd, OP_SYNC, 0, 0);
+  if (err == SHORT0)
+    {
+      *flags &= ~(RWF_DSYNC | RWF_SYNC);
+      return 0;
+    }
+  return err;
+}
+
 #define INTERCEPT_RWV2(fn, op, off_t_)                                       \
   ssize_t fn (int fd, const struct iovec *iov, int cnt, off_t_ offset,       \
               int flags)                                                     \
   {                                                                          \
     uint64_t n = iov_length (iov, cnt);                                      \
-    int err = fault_in (fd, op, offset, n, true, (flags & RWF_DSYNC) != 0);  \
+    int err = fault_in (fd, op, offset, n, true,                             \
+                        (flags & (RWF_DSYNC | RWF_SYNC)) != 0);              \
+    if (err == 0 && op == OP_WRITE)                                          \
+      err = sync_flag_fault (fd, &flags);                                    \
     return err ? fail_rw (err, n) : real.fn (fd, iov, cnt, offset, flags);   \
   }
 

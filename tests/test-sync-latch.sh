@@ -7,8 +7,11 @@
 # while reads and writes without FUA go on working; the counters
 # sync_errors (a count) and sync_failed (0/1) show it, and nbdkit logs one
 # error line that names clear-errors.  An EINTR from fdatasync is retried
-# and latches nothing.  Under the fault injector, in every cache mode,
-# with direct=on and direct=off.
+# and latches nothing.  A FUA write whose own sync fails fails, whether
+# that sync is the one inside its RWF_DSYNC write (fua=dsync, fua=auto
+# with one FUA write in flight; its error is that write's) or the shared
+# fdatasync of group commit (fua=group, which latches).  Under the fault injector, in every cache mode,
+# with direct=on and direct=off, and with each fua= under writethrough.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
@@ -20,7 +23,7 @@ import errno, socket, sys
 import nbd
 from faultinj import *
 
-uri, ctl, server_log = sys.argv[1:]
+uri, ctl, server_log, disk, fua = sys.argv[1:]
 B = 65536
 h = nbd.NBD()
 h.connect_uri(uri)
@@ -86,6 +89,29 @@ counters("after clear-errors", 1, 0)
 request_succeeds("a FUA write after clear-errors", h.pwrite, b"\x06" * B,
                  B, nbd.CMD_FLAG_FUA)
 request_succeeds("a flush after clear-errors", h.flush)
+
+# A FUA write whose own sync fails fails.  With fua=group that sync is the
+# shared fdatasync, which latches; with fua=dsync (and fua=auto, one FUA
+# write at a time) it is the one inside its RWF_DSYNC write, whose error is
+# that write's alone (the injector fails the write): the flush after it
+# runs its own fdatasync and succeeds.
+mark = log_mark()
+set_rules("sync 0 0 EIO 1")
+request_fails(errno.EIO, "a FUA write whose sync fails", h.pwrite,
+              b"\x07" * B, 2 * B, nbd.CMD_FLAG_FUA)
+check(fired("^sync 0 0 EIO$", mark) == 1, "its sync failed once")
+set_rules()
+if fua == "group":
+    request_fails(errno.EIO, "a flush after it", h.flush)
+    counters("latched by the FUA write's fdatasync", 2, 1)
+    reply = control_reply("clear-errors")
+    check(reply == "ok", "clear-errors answers ok (it answered %r)" % reply)
+else:
+    request_succeeds("a flush after it", h.flush)
+    counters("after a failed RWF_DSYNC write", 1, 0)
+request_succeeds("the FUA write again", h.pwrite, b"\x07" * B, 2 * B,
+                 nbd.CMD_FLAG_FUA)
+check(on_disk(disk, 2 * B, B) == b"\x07" * B, "the disk holds it")
 status, out = control(ctl, "clear-errors")
 check(status == 0, "blkcachectl clear-errors succeeds with nothing latched "
       "(exit %d: %s)" % (status, out.strip()))
@@ -93,14 +119,22 @@ finish()
 EOF
 
 status=0
+run ()
+{
+  name="$1" fua="$2"
+  shift 2
+  echo "=== $*"
+  start_control_server "$name" "$disk" block-size=64K "$@"
+  faultinj_python "$TESTDIR/sync-latch.py" "$URI" "$ctl" \
+    "$TESTDIR/$name.log" "$disk" "$fua" || status=1
+  stop_server "$PID"
+}
 for cache in writeback writethrough none; do
   for direct in on off; do
-    echo "=== cache=$cache direct=$direct"
-    start_control_server "latch-$cache-$direct" "$disk" cache=$cache \
-      direct=$direct block-size=64K
-    faultinj_python "$TESTDIR/sync-latch.py" "$URI" "$ctl" \
-      "$TESTDIR/latch-$cache-$direct.log" || status=1
-    stop_server "$PID"
+    run "latch-$cache-$direct" dsync cache=$cache direct=$direct
   done
+done
+for fua in group auto; do
+  run "latch-fua-$fua" "$fua" cache=writethrough direct=on fua=$fua
 done
 exit "$status"
