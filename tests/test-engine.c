@@ -21,21 +21,35 @@
 
 void *__real_malloc (size_t size);
 void *__wrap_malloc (size_t size);
+void *__real_aligned_alloc (size_t align, size_t size);
+void *__wrap_aligned_alloc (size_t align, size_t size);
 
 static bool fail_next_malloc;
 static int mallocs_failed;
 
+/* Whether the next allocation fails (and then no more). */
+static bool
+fail_now (void)
+{
+  if (!fail_next_malloc)
+    return false;
+  fail_next_malloc = false;
+  mallocs_failed++;
+  errno = ENOMEM;
+  return true;
+}
+
 void *
 __wrap_malloc (size_t size)
 {
-  if (fail_next_malloc)
-    {
-      fail_next_malloc = false;
-      mallocs_failed++;
-      errno = ENOMEM;
-      return NULL;
-    }
-  return __real_malloc (size);
+  return fail_now () ? NULL : __real_malloc (size);
+}
+
+/* The extent tree allocates its nodes aligned to a cache line. */
+void *
+__wrap_aligned_alloc (size_t align, size_t size)
+{
+  return fail_now () ? NULL : __real_aligned_alloc (align, size);
 }
 
 enum { DISK = 1024 * 1024, BLOCK = 64 * 1024 };
