@@ -128,7 +128,7 @@ save_hotset (void)
     nbdkit_debug ("hotset=%s: saved %" PRIu64 " blocks", hotset_path, n);
 }
 
-/* Stop the service and prewarm, save the hot set, then write back what
+/* Stop the service, save the hot set, stop prewarm, then write back what
  * is dirty before the process goes.  If that fails (after the engine's
  * retries, each range logged), nbdkit must not exit 0 as if nothing was
  * lost: nbdkit gives a plugin no way to set its exit status, so the
@@ -138,16 +138,17 @@ blkcache_unload (void)
 {
   bool lost = false;
 
-  /* The service's threads read prewarm's progress: stop them first. */
   if (service)
     service_stop (service);
-  prewarm_free (prewarm);
   if (engine && hotset_path)
     save_hotset ();
   if (engine)
     {
       print_stats ();
       service_free (service);
+      /* Only now: the stats read prewarm's progress, and prewarm reads
+       * through the engine. */
+      prewarm_free (prewarm);
       if (engine_free (engine) < 0)
         {
           nbdkit_error ("%s: writing back the cache at exit failed; "

@@ -4,7 +4,8 @@
 # hot set's hit ratio stays where it was, seq_bypassed_bytes grows, and
 # the scan inserts about seq-cutoff's worth of blocks.  With seq-cutoff=0
 # the scan goes through the cache.  A dirty block inside a bypassed scan
-# is still read from the cache, not from the stale disk.
+# is still read from the cache, not from the stale disk, and reads that
+# all bypass the cache stay coherent under blkcache-torture.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
 
@@ -77,4 +78,13 @@ for off in range(48 << 20, 64 << 20, 256 << 10):
 '
 test "$(stat_of seq_bypassed_bytes)" -ge $((8 << 20))
 test "$(stat_of writeback_blocks)" = 0
+stop_server "$PID"
+
+# With seq-cutoff=1 every read of 2 bytes or more is past the cutoff and
+# read around the cache, while blkcache-torture's writes, FUA writes,
+# zeroes, trims and flushes collide with it: no read is stale.
+start_control_server bypass-all "$disk" seq-cutoff=1
+run_torture 0 "$TESTDIR/bypass-all.out" --seconds "${TORTURE_SECONDS:-3}"
+torture_clean "$TESTDIR/bypass-all.out"
+test "$(stat_of seq_bypassed_bytes)" -gt 0
 stop_server "$PID"
