@@ -8,7 +8,8 @@
  * that hash is below its partition's threshold T, so with K partitions
  * the partition samples the block numbers at a rate R = T / 2^24 / K.  The
  * threshold lives in an atomic, only ever lowered, and a reader tests it
- * without the lock: an unsampled block costs a hash.  Partitions let the
+ * without the lock: an unsampled block costs a hash and the atomic add
+ * of its partition's reference count (below).  Partitions let the
  * rate start high (1 in the plugin, where sampling errs least) without
  * making every reader queue on one lock.
  *
@@ -25,22 +26,21 @@
  * below T, are no good as a bucket index).
  *
  * Fixed size.  When a new block would make a partition's tracked set
- * exceed its share of max_samples, its T is lowered to the largest sampling hash tracked, and
- * every block with that hash is forgotten (a max-heap on the hash finds
- * them in O(log n)).  The rate only falls, so a reader that tested an old
- * T tests again under the lock.
+ * exceed its share of max_samples, its T is lowered to the largest sampling
+ * hash tracked, and every block with that hash is forgotten (a max-heap on the
+ * hash finds them in O(log n)).  The rate only falls, so a reader that tested
+ * an old T tests again under the lock.
  *
  * The curve.  A reference's distance d, counted among the sampled blocks
  * of its partition, stands for d / R blocks; the reference itself stands
- * for 1 / R references, its weight in its partition's histogram.  First references go to a
- * "cold" bin (a miss at every size).  Bins are exact below 64 blocks and
- * then 32 to a power of two (3% wide).  Each partition has two histograms
- * that alternate: when the
- * current one holds window / 2 references' weight the other is cleared
- * and becomes current, so their sum covers between window / 2 and window
- * of the latest references.  The hit ratio of an LRU cache of S blocks is
- * the weight of distances below S over the total, summed over the
- * partitions; the bin holding S counts in proportion.  Each partition
+ * for 1 / R references, its weight in its partition's histogram.  First
+ * references go to a "cold" bin (a miss at every size).  Bins are exact below
+ * 64 blocks and then 32 to a power of two (3% wide).  Each partition has two
+ * histograms that alternate: when the current one holds window / 2 references'
+ * weight the other is cleared and becomes current, so their sum covers between
+ * window / 2 and window of the latest references.  The hit ratio of an LRU
+ * cache of S blocks is the weight of distances below S over the total, summed
+ * over the partitions; the bin holding S counts in proportion.  Each partition
  * also counts every reference to its blocks, sampled or not (one atomic
  * add, on a line of its own), and what its sample's weights miss of that
  * count goes to distance 0 (SHARDS_adj, see part_hits): on skewed reads
@@ -69,10 +69,11 @@
 #define EXACT_BINS 64 /* distances 0..63 have a bin each */
 #define EXACT_SHIFT 6 /* log2 (EXACT_BINS) */
 #define SUB_BITS 5    /* 32 bins to a power of two above */
-#define MAX_EXP 40    /* scaled distances of 2^40 blocks and more share
-                       * the last bin */
+#define MAX_EXP                                                                \
+  40 /* scaled distances of 2^40 blocks and more share                         \
+      * the last bin */
 #define NR_BINS (EXACT_BINS + (MAX_EXP - EXACT_SHIFT) * (1u << SUB_BITS))
-#define COLD NR_BINS  /* the bin of first references */
+#define COLD NR_BINS /* the bin of first references */
 #define MAX_PARTITIONS 64
 
 struct sample
@@ -91,8 +92,8 @@ struct part
   /* Block references of the partition's blocks, sampled or not, since the
    * current epoch began; on a line of its own, since every reader of
    * the partition's blocks adds to it. */
-  _Alignas (64) _Atomic uint64_t seen;
-  _Alignas (64) pthread_mutex_t lock;
+  _Alignas(64) _Atomic uint64_t seen;
+  _Alignas(64) pthread_mutex_t lock;
   _Atomic uint32_t threshold; /* sampled iff hash < threshold */
   uint32_t max_samples, nr_samples;
   struct sample *samples; /* max_samples + 1 records */
@@ -102,12 +103,12 @@ struct part
   uint32_t *tree;  /* Fenwick tree over times 1..ring - 1 */
   uint32_t *owner; /* owner[time]: the sample whose last time it is */
   uint32_t ring, clock;
-  unsigned scale;  /* HASH_SPACE * partitions: the sampling rate is
-                    * threshold / scale */
+  unsigned scale; /* HASH_SPACE * partitions: the sampling rate is
+                   * threshold / scale */
   uint64_t window, references;
-  double epoch_weight;     /* weight recorded in hist[cur] */
-  uint64_t seen_before;    /* seen in the epoch before the current one */
-  double *hist[2];         /* NR_BINS + 1 bins each */
+  double epoch_weight;  /* weight recorded in hist[cur] */
+  uint64_t seen_before; /* seen in the epoch before the current one */
+  double *hist[2];      /* NR_BINS + 1 bins each */
   int cur;
 };
 
@@ -442,15 +443,15 @@ mrc_new (const struct mrc_config *cfg)
   unsigned n = cfg->partitions;
   struct mrc *m;
 
-  if (n == 0 || n > MAX_PARTITIONS || (n & (n - 1)) != 0
-      || cfg->max_samples < n || cfg->max_samples > (UINT32_MAX - 3) / 2
+  if (n == 0 || n > MAX_PARTITIONS || (n & (n - 1)) != 0 || cfg->max_samples < n
+      || cfg->max_samples > (UINT32_MAX - 3) / 2
       || !(cfg->rate > 0 && cfg->rate <= 1) || cfg->window < 2)
     {
       errno = EINVAL;
       return NULL;
     }
   size_t size = sizeof *m + n * sizeof *m->parts;
-  m = aligned_alloc (_Alignof (struct mrc), (size + 63) / 64 * 64);
+  m = aligned_alloc (_Alignof(struct mrc), (size + 63) / 64 * 64);
   if (m == NULL)
     return NULL;
   memset (m, 0, size);
@@ -526,8 +527,8 @@ part_hits (struct part *p, unsigned nr_parts, uint64_t blocks, double *hits,
       else if (low < blocks)
         w_hits += w * (double)(blocks - low) / (double)width;
     }
-  adjust = (double)(p->seen_before + atomic_load (&p->seen)) * nr_parts
-           - w_total;
+  adjust
+      = (double)(p->seen_before + atomic_load (&p->seen)) * nr_parts - w_total;
   pthread_mutex_unlock (&p->lock);
   *total += w_total + adjust;
   *hits += w_hits + (blocks > 0 ? adjust : 0);

@@ -143,7 +143,11 @@ lru_reference (struct lru *l, uint64_t blk)
  * the hit ratio of a simulated LRU at every size. */
 Test (mrc, exact_at_rate_one)
 {
-  enum { BLOCKS = 60, REFS = 20000 };
+  enum
+  {
+    BLOCKS = 60,
+    REFS = 20000
+  };
   struct mrc *m = new_mrc (64, 1, 2 * REFS);
   struct lru lru = { .nr = 0 };
   uint64_t hist[BLOCKS + 1] = { 0 }, state = 7;
@@ -161,8 +165,8 @@ Test (mrc, exact_at_rate_one)
   uint64_t hits = 0;
   for (int size = 0; size <= BLOCKS + 1; size++)
     {
-      cr_expect_float_eq (mrc_hit_ratio (m, size), (double)hits / REFS,
-                          1e-9, "size %d", size);
+      cr_expect_float_eq (mrc_hit_ratio (m, size), (double)hits / REFS, 1e-9,
+                          "size %d", size);
       if (size < BLOCKS + 1)
         hits += hist[size];
     }
@@ -173,7 +177,10 @@ Test (mrc, exact_at_rate_one)
  * asked for. */
 Test (mrc, samples_blocks_at_the_rate)
 {
-  enum { BLOCKS = 80000 };
+  enum
+  {
+    BLOCKS = 80000
+  };
   struct mrc *m = new_mrc (BLOCKS, 1.0 / 8, 1 << 30);
   struct mrc_stats s;
 
@@ -199,7 +206,11 @@ Test (mrc, samples_blocks_at_the_rate)
  * stays what it was at creation. */
 Test (mrc, sample_bound_lowers_the_rate)
 {
-  enum { BLOCKS = 100000, MAX = 1000 };
+  enum
+  {
+    BLOCKS = 100000,
+    MAX = 1000
+  };
   struct mrc *m = new_mrc (MAX, 1, 1 << 30);
   struct mrc_stats before, s;
 
@@ -223,7 +234,11 @@ Test (mrc, sample_bound_lowers_the_rate)
 static void
 uniform_reads (unsigned partitions)
 {
-  enum { BLOCKS = 20000, REFS = 400000 };
+  enum
+  {
+    BLOCKS = 20000,
+    REFS = 400000
+  };
   struct mrc *m = new_parts (2000, partitions, 1, 100000);
   uint64_t state = 11;
 
@@ -232,8 +247,8 @@ uniform_reads (unsigned partitions)
   for (int size = BLOCKS / 8; size <= BLOCKS; size *= 2)
     {
       double want = (double)size / BLOCKS, got = mrc_hit_ratio (m, size);
-      cr_expect (fabs (got - want) < 0.03, "size %d: %.4f, LRU %.4f", size,
-                 got, want);
+      cr_expect (fabs (got - want) < 0.03, "size %d: %.4f, LRU %.4f", size, got,
+                 want);
     }
   mrc_free (m);
 }
@@ -266,7 +281,10 @@ Test (mrc, partitions_split_the_blocks)
  * window of first references leaves none of the loop's hits in it. */
 Test (mrc, window_forgets_old_references)
 {
-  enum { WINDOW = 10000 };
+  enum
+  {
+    WINDOW = 10000
+  };
   struct mrc *m = new_mrc (4 * WINDOW, 1, WINDOW);
 
   for (int i = 0; i < WINDOW; i++)
@@ -297,7 +315,10 @@ read_loop (void *arg)
  * its bound and the curve sees the 4000 blocks' loops. */
 Test (mrc, concurrent_readers)
 {
-  enum { THREADS = 4 };
+  enum
+  {
+    THREADS = 4
+  };
   struct mrc *m = new_parts (1500, 4, 1, 1 << 30);
   struct reader r[THREADS];
   pthread_t t[THREADS];
@@ -342,7 +363,10 @@ unsampled_block (uint64_t from)
  * distance 0 (SHARDS_adj), where the hot block's reads are. */
 Test (mrc, adjusts_for_an_unsampled_hot_block)
 {
-  enum { READS = 8000 };
+  enum
+  {
+    READS = 8000
+  };
   uint64_t hot = unsampled_block (1u << 20);
   struct mrc *m = new_mrc (READS, 1.0 / 8, 1 << 30);
 
