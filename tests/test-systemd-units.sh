@@ -1,6 +1,7 @@
 #!/bin/bash
 # The systemd units pass systemd-analyze verify, as templates and as an
-# instance, with no warning: every key known, the executables present,
+# instance, alone and with the example drop-in for a block device, with
+# no warning: every key known, the executables present,
 # the Documentation= page found among the built man pages.  A unit with
 # an unknown key and a socket with no listener must fail the same check.
 . "${top_srcdir:-..}/tests/functions.sh"
@@ -35,7 +36,17 @@ for u in $units; do
   verify "./${u/@./@vm1.}"
 done
 
-# Negative controls: the check catches a broken unit.
+# An instance with the example drop-in for a block device.
+mkdir "$TESTDIR/blkcache@vm2.service.d"
+cp "$top_srcdir/systemd/blockdev.conf" "$TESTDIR/blkcache@vm2.service.d/"
+verify ./blkcache@vm2.service
+grep -qx 'DeviceAllow=/dev/sdb rw' "$TESTDIR/blkcache@vm2.service.d/blockdev.conf"
+
+# Negative controls: the check catches a broken unit or drop-in.
+echo 'DeviceAlow=/dev/sdb rw' >> "$TESTDIR/blkcache@vm2.service.d/blockdev.conf"
+if verify ./blkcache@vm2.service; then
+  echo "$0: a drop-in with an unknown key passed"; exit 1
+fi
 cp "$TESTDIR/blkcache@.socket" "$TESTDIR/good.socket"
 echo 'ListenStreem=/run/x.sock' >> "$TESTDIR/blkcache@.socket"
 if verify ./blkcache@vm1.socket; then
