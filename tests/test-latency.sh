@@ -121,6 +121,11 @@ for i in range(8):
 done
 test "$(stat_of dirty_limit_waits)" -ge 1
 want latency_dirty_limit_wait_count "$(stat_of dirty_limit_waits)"
+# Background writeback off, and a flush, which runs on the worker after
+# any background pass: no run is timed while the two formats are read.
+"$CTL" -s "$ctl" set dirty-limit 100
+"$CTL" -s "$ctl" set dirty-background 100
+"$CTL" -s "$ctl" flush
 check_latency
 stop_server "$PID"
 
