@@ -35,8 +35,12 @@ grep -qx 'blkcache_cache_hits_total [1-9][0-9]*' "$prom"
 grep -qx '# TYPE blkcache_cache_hits_total counter' "$prom"
 grep -qx 'blkcache_cache_size_bytes 268435456' "$prom"
 ! grep -qE '^(ok|error:)' "$prom"
-# Every sample line has its TYPE line, and the file ends with a newline.
-awk '/^# TYPE / { t[$3] = 1 } /^[a-z]/ { if (!($1 in t)) bad = 1 }
+# Every sample line has its TYPE line (a histogram's _bucket, _sum and
+# _count lines that of the histogram), and the file ends with a newline.
+awk '/^# TYPE / { t[$3] = $4 }
+     /^[a-z]/ { n = $1; sub(/\{.*/, "", n)
+                if (!(n in t)) { h = n; sub(/_(bucket|sum|count)$/, "", h)
+                                 if (t[h] != "histogram") bad = 1 } }
      END { exit bad }' "$prom"
 test "$(tail -c 1 "$prom" | od -An -c | tr -d ' ')" = '\n'
 if command -v promtool >/dev/null; then
