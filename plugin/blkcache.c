@@ -37,6 +37,7 @@ static struct engine_config config = {
   .cache_size = 256 * 1024 * 1024,
   .block_size = 64 * 1024,
   .dirty_limit = 50,
+  .fua = ENGINE_FUA_AUTO,
 };
 /* Range locks allocated at start-up (about 50 bytes each): each request
  * thread holds at most one range, and a flush at most 64 while it takes a
@@ -189,9 +190,9 @@ parse_cache (const char *value)
 static int
 parse_fua (const char *value)
 {
-  static const char *const names[] = { "dsync", "group", "auto" };
-  static const enum engine_fua fuas[] = { ENGINE_FUA_DSYNC, ENGINE_FUA_GROUP,
-                                          ENGINE_FUA_AUTO };
+  static const char *const names[] = { "auto", "dsync", "group" };
+  static const enum engine_fua fuas[] = { ENGINE_FUA_AUTO, ENGINE_FUA_DSYNC,
+                                          ENGINE_FUA_GROUP };
   int i = PARSE_CHOICE ("fua", value, names);
 
   if (i < 0)
@@ -339,8 +340,9 @@ blkcache_config_complete (void)
   "                    dirty (default 10).\n" \
   "dirty-limit=PCT     Hold writers while more than PCT% of the cache is\n" \
   "                    dirty (default 50).\n" \
-  "fua=dsync|group|auto How FUA writes are made durable (default dsync:\n" \
-  "                    RWF_DSYNC on each; group: a shared fdatasync).\n" \
+  "fua=auto|dsync|group How FUA writes are made durable (default auto:\n" \
+  "                    RWF_DSYNC where the write allocates nothing, else\n" \
+  "                    a shared fdatasync; dsync, group: always that).\n" \
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \
   "control=PATH        Create a control socket at PATH (blkcachectl)."
