@@ -550,6 +550,18 @@ blkcache_open (int readonly)
   return engine;
 }
 
+/* Set the calling thread's policy to POLICY (SCHED_BATCH or SCHED_OTHER).
+ * A thread that cannot keep the policy it asked for only runs as before,
+ * so a refusal is logged under -v and otherwise ignored. */
+static void
+set_policy (int policy)
+{
+  struct sched_param param = { .sched_priority = 0 };
+
+  if (sched_setscheduler (0, policy, &param) == -1)
+    nbdkit_debug ("sched: cannot set policy %d: %m", policy);
+}
+
 static int
 fail (int r, const char *what, uint64_t offset, uint32_t count)
 {
@@ -633,7 +645,18 @@ static int
 blkcache_pwrite (void *handle, const void *buf, uint32_t count,
                  uint64_t offset, uint32_t flags)
 {
-  int r = engine_write (engine, buf, count, offset, flags & NBDKIT_FLAG_FUA);
+  bool fua = flags & NBDKIT_FLAG_FUA;
+  int r;
+
+  /* A FUA write sleeps until the disk has its bytes: under SCHED_BATCH
+   * the wake-up at the end would wait for whatever runs on the CPU to
+   * sleep or use up its slice, which adds that wait to every FUA write
+   * (server/README, FUA). */
+  if (fua && sched_batch)
+    set_policy (SCHED_OTHER);
+  r = engine_write (engine, buf, count, offset, fua);
+  if (fua && sched_batch)
+    set_policy (SCHED_BATCH);
   return r < 0 ? fail (r, "write", offset, count) : 0;
 }
 
