@@ -42,6 +42,7 @@ static struct engine_config config = {
   .mrc_samples = 16384,
   .mrc_window = 1024 * 1024,
   .seq_cutoff = 4 * 1024 * 1024,
+  .fua = ENGINE_FUA_AUTO,
 };
 /* Range locks allocated at start-up (about 50 bytes each): each request
  * thread holds at most one range, and a flush at most 64 while it takes a
@@ -218,9 +219,9 @@ parse_cache (const char *value)
 static int
 parse_fua (const char *value)
 {
-  static const char *const names[] = { "dsync", "group", "auto" };
-  static const enum engine_fua fuas[] = { ENGINE_FUA_DSYNC, ENGINE_FUA_GROUP,
-                                          ENGINE_FUA_AUTO };
+  static const char *const names[] = { "auto", "dsync", "group" };
+  static const enum engine_fua fuas[] = { ENGINE_FUA_AUTO, ENGINE_FUA_DSYNC,
+                                          ENGINE_FUA_GROUP };
   int i = PARSE_CHOICE ("fua", value, names);
 
   if (i < 0)
@@ -431,8 +432,9 @@ blkcache_config_complete (void)
   "                    dirty (default 50).\n" \
   "writeback-rate=SIZE Cap background writeback at SIZE a second\n" \
   "                    (default 0: unlimited).\n" \
-  "fua=dsync|group|auto How FUA writes are made durable (default dsync:\n" \
-  "                    RWF_DSYNC on each; group: a shared fdatasync).\n" \
+  "fua=auto|dsync|group How FUA writes are made durable (default auto:\n" \
+  "                    RWF_DSYNC where the write allocates nothing, else\n" \
+  "                    a shared fdatasync; dsync, group: always that).\n" \
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \
   "control=PATH        Create a control socket at PATH (blkcachectl).\n" \
@@ -670,6 +672,18 @@ blkcache_open (int readonly)
   return engine;
 }
 
+/* Set the calling thread's policy to POLICY (SCHED_BATCH or SCHED_OTHER).
+ * A thread that cannot keep the policy it asked for only runs as before,
+ * so a refusal is logged under -v and otherwise ignored. */
+static void
+set_policy (int policy)
+{
+  struct sched_param param = { .sched_priority = 0 };
+
+  if (sched_setscheduler (0, policy, &param) == -1)
+    nbdkit_debug ("sched: cannot set policy %d: %m", policy);
+}
+
 static int
 fail (int r, const char *what, uint64_t offset, uint32_t count)
 {
@@ -753,7 +767,18 @@ static int
 blkcache_pwrite (void *handle, const void *buf, uint32_t count,
                  uint64_t offset, uint32_t flags)
 {
-  int r = engine_write (engine, buf, count, offset, flags & NBDKIT_FLAG_FUA);
+  bool fua = flags & NBDKIT_FLAG_FUA;
+  int r;
+
+  /* A FUA write sleeps until the disk has its bytes: under SCHED_BATCH
+   * the wake-up at the end would wait for whatever runs on the CPU to
+   * sleep or use up its slice, which adds that wait to every FUA write
+   * (server/README, FUA). */
+  if (fua && sched_batch)
+    set_policy (SCHED_OTHER);
+  r = engine_write (engine, buf, count, offset, fua);
+  if (fua && sched_batch)
+    set_policy (SCHED_BATCH);
   return r < 0 ? fail (r, "write", offset, count) : 0;
 }
 

@@ -22,8 +22,8 @@
  * so the cache never keeps bytes the disk may no longer have.  The edge
  * sectors of an unaligned write are read from the cached block when there
  * is one (it may be DIRTY and newer than the disk), else from the store.
- * A FUA write carries RWF_DSYNC (fua=dsync, the default; fua=auto while
- * it is the only one in flight); otherwise, and for FUA zeroes and trims,
+ * A FUA write carries RWF_DSYNC (fua=dsync; under fua=auto, the default,
+ * where it allocates nothing); otherwise, and for FUA zeroes and trims,
  * the ordered extent's completion stamp serves group commit: the reply
  * waits, with no lock held, for the first fdatasync that starts after its
  * I/O completed, and concurrent ones share one fdatasync.
@@ -135,7 +135,6 @@ struct engine
   struct mode_gate mode; /* writeback or writethrough, switchable */
   struct histogram *latency; /* one per enum engine_latency */
   struct flush_progress flush_progress;
-  _Atomic unsigned fua_in_flight; /* FUA writes with RWF_DSYNC, fua=auto */
 };
 
 static void
@@ -1305,29 +1304,20 @@ trim_store (struct engine *e, const struct direct_req *q, uint64_t *from,
 
 /* Whether the FUA write Q is to carry RWF_DSYNC (else group commit makes
  * it durable).  Never while a sync failure is latched: group commit then
- * fails it, as rule 2 wants.  Under fua=auto, only a FUA write with no
- * other in flight (its count taken in E->fua_in_flight, released by
- * dsync_done) goes alone. */
+ * fails it, as rule 2 wants.  Under fua=auto, only where the write
+ * allocates nothing: a write that allocates needs a journal commit, which
+ * the filesystem runs inside an RWF_DSYNC write with the file locked, one
+ * write at a time, while group commit shares one among all the writes
+ * waiting (server/README, FUA).  The caller holds the range, so no trim
+ * can punch a hole in it after the look. */
 static bool
-dsync_begin (struct engine *e, const struct direct_req *q)
+use_dsync (struct engine *e, const struct direct_req *q)
 {
   if (!q->fua || q->op != DIRECT_WRITE || e->cfg.fua == ENGINE_FUA_GROUP
       || ordered_sync_failed (e->oq))
     return false;
-  if (e->cfg.fua == ENGINE_FUA_DSYNC)
-    return true;
-  if (atomic_fetch_add (&e->fua_in_flight, 1) == 0)
-    return true;
-  atomic_fetch_sub (&e->fua_in_flight, 1);
-  return false;
-}
-
-/* After a write that carried RWF_DSYNC under fua=auto. */
-static void
-dsync_done (struct engine *e)
-{
-  if (e->cfg.fua == ENGINE_FUA_AUTO)
-    atomic_fetch_sub (&e->fua_in_flight, 1);
+  return e->cfg.fua == ENGINE_FUA_DSYNC
+         || store_allocated (e->st, q->offset, q->count);
 }
 
 static int
@@ -1358,13 +1348,11 @@ direct_io (struct engine *e, const struct direct_req *q)
       return r;
     }
   race_window (e);
-  dsync = dsync_begin (e, q);
+  dsync = use_dsync (e, q);
   switch (q->op)
     {
     case DIRECT_WRITE:
       r = write_store (e, q->data, q->count, q->offset, dsync);
-      if (dsync)
-        dsync_done (e);
       break;
     case DIRECT_ZERO:
       r = zero_store (e, q);

@@ -33,8 +33,8 @@ enum engine_fua
   ENGINE_FUA_DSYNC, /* its own write carries RWF_DSYNC */
   ENGINE_FUA_GROUP, /* a plain write, then an fdatasync shared by every
                      * FUA write and flush waiting at the time */
-  ENGINE_FUA_AUTO,  /* RWF_DSYNC while no other FUA write is in flight,
-                     * else group commit */
+  ENGINE_FUA_AUTO,  /* RWF_DSYNC where the write allocates nothing
+                     * (store_allocated), else group commit */
 };
 
 struct engine_config

@@ -679,6 +679,19 @@ unsupported (int err)
          || err == ENOTTY;
 }
 
+bool
+store_allocated (struct store *st, uint64_t offset, uint64_t count)
+{
+  off_t hole;
+
+  if (st->is_block)
+    return true;
+  /* Any error (EINVAL: no SEEK_HOLE here; ENXIO: past the end) is "it
+   * cannot say". */
+  hole = lseek (st->bfd, offset, SEEK_HOLE);
+  return hole != -1 && (uint64_t) hole >= offset + count;
+}
+
 /* Try the fast ways to zero; -ENOTSUP when none works here.  On a block
  * device with FAST only a punch (fallocate's PUNCH_HOLE, which the kernel
  * turns into a write-zeroes or discard command and never into written

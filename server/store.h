@@ -122,6 +122,13 @@ int store_extents (struct store *st, uint64_t offset, uint64_t count,
                    store_extent_fn add, void *opaque);
 
 /* Hint that [OFFSET, OFFSET+COUNT) will be read soon.  Returns 0. */
+/* Whether every byte of [OFFSET, OFFSET+COUNT) is allocated data, so
+ * that a write there allocates nothing: always on a block device; on a
+ * file, when SEEK_HOLE finds no hole (nor unwritten extent, which
+ * filesystems report as one) before its end.  false when the file cannot
+ * say. */
+bool store_allocated (struct store *st, uint64_t offset, uint64_t count);
+
 int store_prefetch (struct store *st, uint64_t offset, uint64_t count);
 
 #endif /* BLKCACHE_STORE_H */

@@ -6,7 +6,8 @@
 # cut would leave when its reply arrives, and every flush must cover every
 # write acknowledged before it was sent.  blkcache must pass in every cache
 # mode, with direct I/O on and off, with a 4-block cache and background
-# writeback running.  Two negative controls must fail, or the check proves
+# writeback running, and with each way of making a FUA write durable
+# (fua=auto, the default, fua=dsync and fua=group).  Two negative controls must fail, or the check proves
 # nothing: nbdkit's file plugin behind --filter=fua fuamode=discard (FUA
 # writes and flushes acknowledged with no sync), and blkcache with
 # -D blkcache.flush_skip_sync=1 (a flush acknowledged before its sync).
@@ -122,6 +123,13 @@ for cache in writeback writethrough none; do
   done
 done
 image_verified writeback-on 0
+# The other ways of making a FUA write durable (fua=auto above).
+for fua in dsync group; do
+  # shellcheck disable=SC2086
+  recorded_run "fua-$fua" 0 "$disk" cache=writethrough direct=on fua=$fua \
+    $geometry
+  exercised "fua-$fua"
+done
 
 # (a) FUA writes acknowledged and never synced (fuamode=discard drops the
 # flushes as well).

@@ -201,6 +201,25 @@ Test (store, zero_trim_extents)
   free (path);
 }
 
+/* store_allocated: written bytes are, a punched hole is not, nor a range
+ * that reaches into one or past the end. */
+Test (store, allocated)
+{
+  char *path = make_disk (".", 4 << 20);
+  struct store *st = open_ok (path, STORE_DIRECT_AUTO);
+
+  cr_assert (store_allocated (st, 0, 4 << 20));
+  cr_assert_eq (store_trim (st, 1 << 20, 2 << 20, false), 0);
+  cr_assert (store_allocated (st, 0, 2 << 20));
+  cr_assert (!store_allocated (st, 2 << 20, 4096));
+  cr_assert (!store_allocated (st, (2 << 20) - 4096, 8192));
+  cr_assert (store_allocated (st, 3 << 20, 1 << 20));
+  cr_assert (!store_allocated (st, 4 << 20, 4096));
+  store_close (st);
+  unlink (path);
+  free (path);
+}
+
 Test (store, open_errors)
 {
   struct store *st;

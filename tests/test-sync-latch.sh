@@ -8,14 +8,19 @@
 # sync_errors (a count) and sync_failed (0/1) show it, and nbdkit logs one
 # error line that names clear-errors.  An EINTR from fdatasync is retried
 # and latches nothing.  A FUA write whose own sync fails fails, whether
-# that sync is the one inside its RWF_DSYNC write (fua=dsync, fua=auto
-# with one FUA write in flight; its error is that write's) or the shared
-# fdatasync of group commit (fua=group, which latches).  Under the fault injector, in every cache mode,
+# that sync is the one inside its RWF_DSYNC write (fua=dsync, and fua=auto
+# where the write allocates nothing; its error is that write's) or the
+# shared fdatasync of group commit (fua=group, fua=auto into a hole),
+# which latches.  Under the fault injector, in every cache mode,
 # with direct=on and direct=off, and with each fua= under writethrough.
 . "${top_srcdir:-..}/tests/functions.sh"
 requires nbdsh
+requires fallocate
 
 make_disk 4M
+# The first half written, so FUA writes there allocate nothing; the second
+# half is punched out again before each server starts.
+dd if=/dev/urandom of="$disk" bs=64K count=32 conv=notrunc status=none
 faultinj_setup "$disk"
 
 cat >"$TESTDIR/sync-latch.py" <<'EOF'
@@ -90,28 +95,40 @@ request_succeeds("a FUA write after clear-errors", h.pwrite, b"\x06" * B,
                  B, nbd.CMD_FLAG_FUA)
 request_succeeds("a flush after clear-errors", h.flush)
 
-# A FUA write whose own sync fails fails.  With fua=group that sync is the
-# shared fdatasync, which latches; with fua=dsync (and fua=auto, one FUA
-# write at a time) it is the one inside its RWF_DSYNC write, whose error is
-# that write's alone (the injector fails the write): the flush after it
-# runs its own fdatasync and succeeds.
-mark = log_mark()
-set_rules("sync 0 0 EIO 1")
-request_fails(errno.EIO, "a FUA write whose sync fails", h.pwrite,
-              b"\x07" * B, 2 * B, nbd.CMD_FLAG_FUA)
-check(fired("^sync 0 0 EIO$", mark) == 1, "its sync failed once")
-set_rules()
-if fua == "group":
-    request_fails(errno.EIO, "a flush after it", h.flush)
-    counters("latched by the FUA write's fdatasync", 2, 1)
+# A FUA write whose own sync fails fails.  Where the write allocates
+# nothing (the disk's first half was written before the server started),
+# that sync is the one inside its RWF_DSYNC write (fua=auto, fua=dsync),
+# whose error is that write's alone: the injector fails the write, and the
+# flush after it runs its own fdatasync and succeeds.  With fua=group, and
+# with fua=auto where the write allocates (the disk's second half is a
+# hole), it is the shared fdatasync of group commit, which latches.
+def fua_sync_fails(off):
+    mark = log_mark()
+    set_rules("sync 0 0 EIO 1")
+    request_fails(errno.EIO, "a FUA write at %d whose sync fails" % off,
+                  h.pwrite, b"\x07" * B, off, nbd.CMD_FLAG_FUA)
+    check(fired("^sync 0 0 EIO$", mark) == 1, "its sync failed once")
+    set_rules()
+
+def latched_then_cleared(what):
+    request_fails(errno.EIO, "a flush after " + what, h.flush)
+    counters("latched by " + what, 2, 1)
     reply = control_reply("clear-errors")
     check(reply == "ok", "clear-errors answers ok (it answered %r)" % reply)
+
+fua_sync_fails(8 * B)
+if fua == "group":
+    latched_then_cleared("a failed group commit")
 else:
-    request_succeeds("a flush after it", h.flush)
+    request_succeeds("a flush after a failed RWF_DSYNC write", h.flush)
     counters("after a failed RWF_DSYNC write", 1, 0)
-request_succeeds("the FUA write again", h.pwrite, b"\x07" * B, 2 * B,
-                 nbd.CMD_FLAG_FUA)
-check(on_disk(disk, 2 * B, B) == b"\x07" * B, "the disk holds it")
+if fua == "auto":
+    fua_sync_fails(40 * B)
+    latched_then_cleared("a failed FUA write into a hole")
+for off in (8 * B, 40 * B):
+    request_succeeds("the FUA write at %d again" % off, h.pwrite,
+                     b"\x07" * B, off, nbd.CMD_FLAG_FUA)
+    check(on_disk(disk, off, B) == b"\x07" * B, "the disk holds it")
 status, out = control(ctl, "clear-errors")
 check(status == 0, "blkcachectl clear-errors succeeds with nothing latched "
       "(exit %d: %s)" % (status, out.strip()))
@@ -124,6 +141,7 @@ run ()
   name="$1" fua="$2"
   shift 2
   echo "=== $*"
+  fallocate --punch-hole --offset 2M --length 2M "$disk"
   start_control_server "$name" "$disk" block-size=64K "$@"
   faultinj_python "$TESTDIR/sync-latch.py" "$URI" "$ctl" \
     "$TESTDIR/$name.log" "$disk" "$fua" || status=1
@@ -131,10 +149,10 @@ run ()
 }
 for cache in writeback writethrough none; do
   for direct in on off; do
-    run "latch-$cache-$direct" dsync cache=$cache direct=$direct
+    run "latch-$cache-$direct" auto cache=$cache direct=$direct
   done
 done
-for fua in group auto; do
+for fua in dsync group; do
   run "latch-fua-$fua" "$fua" cache=writethrough direct=on fua=$fua
 done
 exit "$status"
