@@ -479,9 +479,9 @@ cmd_clear_errors (struct client *c, int argc, char **argv, FILE *fp)
 }
 
 /* The miss-ratio curve: one "SIZE RATIO" line per cache size from 1/8 to
- * 8 times the cache's capacity at start, the estimated read hit ratio of
- * a cache of SIZE bytes (minisim.h).  No disk I/O, so it runs here on the
- * loop thread. */
+ * 8 times the cache's capacity (the curve follows a resize), the estimated
+ * read hit ratio of a cache of SIZE bytes (minisim.h).  No disk I/O, so it
+ * runs here on the loop thread. */
 static enum cmd_status
 cmd_mrc (struct client *c, int argc, char **argv, FILE *fp)
 {

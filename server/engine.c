@@ -109,7 +109,7 @@ struct engine
   struct extent_tree *locks;
   struct ordered_queue *oq;
   struct cache *cache; /* NULL in mode none */
-  struct minisim *mrc; /* NULL without a cache or a curve */
+  struct minisim *mrc;   /* NULL without a cache or a curve */
   struct seqdetect *seq; /* NULL without a cache or a sequential cutoff */
   struct engine_config cfg;
   uint64_t gran; /* lock granularity: the block size or the alignment */
@@ -1817,6 +1817,13 @@ engine_set_cache_size (struct engine *e, uint64_t cache_size)
   if (excess < 0)
     return excess;
   atomic_store (&e->cache_size, cache_size);
+  /* The curve follows; if it cannot, it keeps its old sizes (and says
+   * so in its output), which is no reason to fail the resize. */
+  r = e->mrc ? minisim_resize (e->mrc, cache_size / e->cfg.block_size) : 0;
+  if (r < 0)
+    log_printf (e->cfg.log, LOG_LEVEL_ERROR,
+                "mrc: the curve stays at the old cache size: %s",
+                strerror (-r));
   /* Dirty (or pinned) blocks beyond the new size: write them back and
    * evict again; nothing dirty is ever dropped. */
   for (int tries = 0; excess > 0 && tries < 3; tries++)

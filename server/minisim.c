@@ -4,9 +4,12 @@
  * iff the low 24 bits are below the threshold T, a rate R = T / 2^24.  R is
  * the configured rate, lowered at creation until the seven miniature caches
  * (a cache of S blocks holds S * R, at least MIN_CAPACITY) and their ghosts
- * fit in max_entries.  A miniature of a small cache thus keeps a few
- * blocks even when R is low; below about 32 blocks its estimate errs by
- * several points.
+ * fit in max_entries.  The fewer blocks a miniature cache holds, the more
+ * its estimate errs (on Zipf reads, test-minisim: within 5 points at 16 to
+ * 66 blocks, 3 from 133 up).  A resize builds seven new caches at the rate
+ * chosen again for the new capacity, swaps them in under the lock and
+ * starts the window afresh (the old caches' contents would not fit the new
+ * sizes).
  *
  * A miniature cache.  The same S3-FIFO as cache.c, all its blocks CLEAN and
  * unpinned: a small FIFO of a tenth of the capacity (at least 1), a main
@@ -31,7 +34,9 @@
  * cleared and becomes current.
  *
  * Locking: one mutex over all the miniature caches and counts but seen.
- * A sampled read holds it for seven lookups (and evictions).
+ * A sampled read holds it for seven lookups (and evictions).  T is an
+ * atomic that readers test without the lock; a resize may change it, so
+ * a sampled read tests it again under the lock.
  *
  * Memory: 32 bytes a node, 4 a hash bucket (1 to 2 per node): see
  * minisim_get_stats.
@@ -65,7 +70,7 @@ enum list_id
 struct node
 {
   uint64_t blk;
-  uint64_t ghost_seq; /* in the ghost: its addition's number */
+  uint64_t ghost_seq;  /* in the ghost: its addition's number */
   uint32_t prev, next; /* in its list; next links the free list */
   uint32_t hnext;      /* in its hash chain */
   uint8_t list;        /* enum list_id */
@@ -99,7 +104,9 @@ struct minisim
 {
   _Alignas(64) _Atomic uint64_t seen; /* block reads in the current epoch */
   _Alignas(64) pthread_mutex_t lock;
-  uint32_t threshold;
+  _Atomic uint32_t threshold; /* changed only by minisim_resize */
+  uint32_t start_threshold;   /* the configured rate's */
+  uint32_t max_entries;
   uint64_t capacity, window, references;
   size_t memory;
   struct epoch epochs[2];
@@ -270,8 +277,7 @@ mini_access (struct mini *c, uint64_t blk)
     }
   /* Evict first, as cache.c does before it asks the ghost: the block
    * evicted into the ghost may push this one out of it. */
-  while (c->lists[LIST_SMALL].count + c->lists[LIST_MAIN].count
-         >= c->capacity)
+  while (c->lists[LIST_SMALL].count + c->lists[LIST_MAIN].count >= c->capacity)
     evict_one (c);
   n = lookup (c, blk);
   if (n != NONE)
@@ -355,63 +361,99 @@ mini_init (struct mini *c, uint64_t capacity)
   return nodes * sizeof *c->nodes + nbuckets * sizeof *c->buckets;
 }
 
-struct minisim *
-minisim_new (const struct minisim_config *cfg)
+/* The highest threshold, at most T, at which the seven caches of a cache of
+ * CAPACITY blocks and their ghosts hold at most MAX_ENTRIES blocks; 0 if
+ * even the lowest takes more than MAX_NODES. */
+static uint32_t
+threshold_for (uint64_t capacity, uint32_t max_entries, uint32_t t)
 {
-  struct minisim *m;
-  uint32_t t;
-
-  if (cfg->capacity == 0 || cfg->capacity > UINT64_MAX / 64
-      || cfg->max_entries == 0 || !(cfg->rate > 0 && cfg->rate <= 1)
-      || cfg->window < 2)
+  if (nodes_at (capacity, t) > max_entries)
     {
-      errno = EINVAL;
-      return NULL;
-    }
-  t = cfg->rate * HASH_SPACE + 0.5;
-  if (t == 0)
-    t = 1;
-  /* The largest T that fits, by bisection: nodes_at grows with T. */
-  if (nodes_at (cfg->capacity, t) > cfg->max_entries)
-    {
-      uint32_t lo = 1, hi = t;
+      uint32_t lo = 1, hi = t; /* nodes_at grows with the threshold */
       while (lo + 1 < hi)
         {
           uint32_t mid = lo + (hi - lo) / 2;
-          if (nodes_at (cfg->capacity, mid) <= cfg->max_entries)
+          if (nodes_at (capacity, mid) <= max_entries)
             lo = mid;
           else
             hi = mid;
         }
       t = lo;
     }
-  if (nodes_at (cfg->capacity, t) > MAX_NODES)
+  return nodes_at (capacity, t) > MAX_NODES ? 0 : t;
+}
+
+static void
+minis_free (struct mini *minis)
+{
+  for (unsigned i = 0; i < MINISIM_SIZES; i++)
     {
-      errno = EINVAL; /* even the lowest rate takes too many */
-      return NULL;
+      free (minis[i].nodes);
+      free (minis[i].buckets);
     }
-  m = aligned_alloc (_Alignof(struct minisim),
-                     (sizeof *m + 63) / 64 * 64);
-  if (m == NULL)
-    return NULL;
-  memset (m, 0, sizeof *m);
-  pthread_mutex_init (&m->lock, NULL);
-  m->threshold = t;
-  m->capacity = cfg->capacity;
-  m->window = cfg->window;
-  m->memory = sizeof *m;
+}
+
+/* Build the seven caches of a cache of CAPACITY blocks at threshold T.
+ * Returns their bytes, or 0 (ENOMEM) with none left allocated. */
+static size_t
+minis_init (struct mini *minis, uint64_t capacity, uint32_t t)
+{
+  size_t sum = 0;
+
+  memset (minis, 0, MINISIM_SIZES * sizeof *minis);
   for (unsigned i = 0; i < MINISIM_SIZES; i++)
     {
       size_t bytes
-          = mini_init (&m->minis[i], scaled (size_blocks (cfg->capacity, i), t));
+          = mini_init (&minis[i], scaled (size_blocks (capacity, i), t));
       if (bytes == 0)
         {
-          minisim_free (m);
-          errno = ENOMEM;
-          return NULL;
+          minis_free (minis);
+          return 0;
         }
-      m->memory += bytes;
+      sum += bytes;
     }
+  return sum;
+}
+
+struct minisim *
+minisim_new (const struct minisim_config *cfg)
+{
+  struct minisim *m;
+  uint32_t t = 0;
+  size_t bytes;
+
+  if (cfg->capacity > 0 && cfg->capacity <= UINT64_MAX / 64
+      && cfg->max_entries > 0 && cfg->rate > 0 && cfg->rate <= 1)
+    {
+      uint32_t start = cfg->rate * HASH_SPACE + 0.5;
+      t = threshold_for (cfg->capacity, cfg->max_entries,
+                         start > 0 ? start : 1);
+    }
+  if (t == 0 || cfg->window < 2)
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  m = aligned_alloc (_Alignof(struct minisim), (sizeof *m + 63) / 64 * 64);
+  if (m == NULL)
+    return NULL;
+  memset (m, 0, sizeof *m);
+  bytes = minis_init (m->minis, cfg->capacity, t);
+  if (bytes == 0)
+    {
+      free (m);
+      errno = ENOMEM;
+      return NULL;
+    }
+  pthread_mutex_init (&m->lock, NULL);
+  atomic_init (&m->threshold, t);
+  m->start_threshold = cfg->rate * HASH_SPACE + 0.5;
+  if (m->start_threshold == 0)
+    m->start_threshold = 1;
+  m->max_entries = cfg->max_entries;
+  m->capacity = cfg->capacity;
+  m->window = cfg->window;
+  m->memory = sizeof *m + bytes;
   return m;
 }
 
@@ -421,21 +463,53 @@ minisim_free (struct minisim *m)
   if (m == NULL)
     return;
   pthread_mutex_destroy (&m->lock);
+  minis_free (m->minis);
+  free (m);
+}
+
+int
+minisim_resize (struct minisim *m, uint64_t capacity)
+{
+  struct mini minis[MINISIM_SIZES];
+  uint32_t t = 0;
+  size_t bytes;
+
+  if (capacity > 0 && capacity <= UINT64_MAX / 64)
+    t = threshold_for (capacity, m->max_entries, m->start_threshold);
+  if (t == 0)
+    return -EINVAL;
+  bytes = minis_init (minis, capacity, t);
+  if (bytes == 0)
+    return -ENOMEM;
+  pthread_mutex_lock (&m->lock);
   for (unsigned i = 0; i < MINISIM_SIZES; i++)
     {
-      free (m->minis[i].nodes);
-      free (m->minis[i].buckets);
+      struct mini old = m->minis[i];
+      m->minis[i] = minis[i];
+      minis[i] = old;
     }
-  free (m);
+  atomic_store_explicit (&m->threshold, t, memory_order_relaxed);
+  m->capacity = capacity;
+  m->memory = sizeof *m + bytes;
+  memset (m->epochs, 0, sizeof m->epochs);
+  atomic_store (&m->seen, 0);
+  pthread_mutex_unlock (&m->lock);
+  minis_free (minis);
+  return 0;
 }
 
 /* --- access and the estimate ------------------------------------------- */
 
-/* One sampled read.  The caller holds M's lock. */
+/* One read of BLK, which mixes to H, sampled when the caller looked.  The
+ * caller holds M's lock. */
 static void
-reference (struct minisim *m, uint64_t blk)
+reference (struct minisim *m, uint64_t blk, uint64_t h)
 {
   struct epoch *e;
+
+  if ((h & (HASH_SPACE - 1))
+      >= atomic_load_explicit (&m->threshold, memory_order_relaxed))
+    return; /* minisim_resize lowered the rate since */
 
   if (atomic_load (&m->seen) * 2 >= m->window)
     {
@@ -456,19 +530,26 @@ minisim_access (struct minisim *m, uint64_t first, uint64_t n)
 {
   for (uint64_t blk = first; blk < first + n; blk++)
     {
+      uint64_t h = mix64 (blk);
       atomic_fetch_add_explicit (&m->seen, 1, memory_order_relaxed);
-      if ((mix64 (blk) & (HASH_SPACE - 1)) >= m->threshold)
+      if ((h & (HASH_SPACE - 1))
+          >= atomic_load_explicit (&m->threshold, memory_order_relaxed))
         continue;
       pthread_mutex_lock (&m->lock);
-      reference (m, blk);
+      reference (m, blk, h);
       pthread_mutex_unlock (&m->lock);
     }
 }
 
 uint64_t
-minisim_size (const struct minisim *m, unsigned i)
+minisim_size (struct minisim *m, unsigned i)
 {
-  return size_blocks (m->capacity, i);
+  uint64_t blocks;
+
+  pthread_mutex_lock (&m->lock);
+  blocks = size_blocks (m->capacity, i);
+  pthread_mutex_unlock (&m->lock);
+  return blocks;
 }
 
 double
@@ -482,7 +563,8 @@ minisim_hit_ratio (struct minisim *m, unsigned i)
   cur = &m->epochs[m->cur];
   prev = &m->epochs[m->cur ^ 1];
   refs = prev->references + cur->references;
-  seen = (double)(prev->seen_before + atomic_load (&m->seen)) * m->threshold
+  seen = (double)(prev->seen_before + atomic_load (&m->seen))
+         * atomic_load_explicit (&m->threshold, memory_order_relaxed)
          / HASH_SPACE;
   misses = (double)(prev->misses[i] + cur->misses[i]);
   pthread_mutex_unlock (&m->lock);
@@ -501,7 +583,9 @@ minisim_get_stats (struct minisim *m, struct minisim_stats *s)
     for (int l = 0; l < 3; l++)
       s->entries += m->minis[i].lists[l].count;
   s->references = m->references;
-  pthread_mutex_unlock (&m->lock);
-  s->rate_ppm = (uint64_t)m->threshold * 1000000 / HASH_SPACE;
+  s->rate_ppm
+      = (uint64_t)atomic_load_explicit (&m->threshold, memory_order_relaxed)
+        * 1000000 / HASH_SPACE;
   s->memory_bytes = m->memory;
+  pthread_mutex_unlock (&m->lock);
 }

@@ -7,8 +7,8 @@
  * cache's capacity, each scaled down by the sampling rate.  The hit ratio
  * of a miniature cache over the window estimates that of a real cache of
  * its size (Waldspurger et al., USENIX ATC 2017).  The rate is chosen at
- * creation so the seven caches and their ghosts hold at most max_entries
- * blocks: memory is fixed then.
+ * creation (and on a resize) so the seven caches and their ghosts hold at
+ * most max_entries blocks: memory is fixed then.
  *
  * Every function may be called from many threads at once.
  */
@@ -50,7 +50,12 @@ void minisim_access (struct minisim *m, uint64_t first, uint64_t n);
 
 /* The capacity, in blocks, of a real cache whose hit ratio size I
  * (0..MINISIM_SIZES - 1) estimates. */
-uint64_t minisim_size (const struct minisim *m, unsigned i);
+uint64_t minisim_size (struct minisim *m, unsigned i);
+
+/* Model a cache of CAPACITY blocks from now on: new caches at a rate
+ * chosen again for max_entries, and the window starts afresh.  Returns 0,
+ * or -EINVAL (CAPACITY 0 or too large) or -ENOMEM, the curve unchanged. */
+int minisim_resize (struct minisim *m, uint64_t capacity);
 
 /* The estimated read hit ratio, in [0, 1], of a cache of
  * minisim_size (M, I) blocks over the window.  Returns -1 before any

@@ -1,7 +1,8 @@
 /* Unit tests of server/minisim.c, the miss-ratio curve by miniature
  * simulation: at sampling rate 1 its seven caches against a full S3-FIFO
  * written here from cache.c's rules, hit for hit; sampled, within a few
- * points of it; the memory bound, the window and concurrent readers. */
+ * points of it; resizing, the memory bound, the window and concurrent
+ * readers. */
 
 #include <config.h>
 
@@ -39,8 +40,8 @@ struct s3fifo
   uint64_t capacity, small_target, ghost_size;
   struct ring small, main;
   uint8_t *where, *freq;
-  uint64_t *ghost;        /* ring of ghost_size block numbers */
-  int64_t *ghost_slot;    /* per block: its ghost slot, or -1 */
+  uint64_t *ghost;     /* ring of ghost_size block numbers */
+  int64_t *ghost_slot; /* per block: its ghost slot, or -1 */
   uint64_t ghost_head;
   uint64_t hits;
 };
@@ -209,14 +210,13 @@ zipf_trace (uint64_t nblocks, uint64_t n, uint64_t seed)
 }
 
 static struct minisim *
-new_sim (uint64_t capacity, uint32_t max_entries, double rate,
-         uint64_t window)
+new_sim (uint64_t capacity, uint32_t max_entries, double rate, uint64_t window)
 {
-  struct minisim *m = minisim_new (&(struct minisim_config){
-      .capacity = capacity,
-      .max_entries = max_entries,
-      .rate = rate,
-      .window = window });
+  struct minisim *m
+      = minisim_new (&(struct minisim_config){ .capacity = capacity,
+                                               .max_entries = max_entries,
+                                               .rate = rate,
+                                               .window = window });
 
   cr_assert_not_null (m);
   return m;
@@ -248,7 +248,9 @@ Test (minisim, rejects_bad_config)
     { .capacity = 64, .max_entries = 100, .rate = 0, .window = 100 },
     { .capacity = 64, .max_entries = 100, .rate = 1.5, .window = 100 },
     { .capacity = 64, .max_entries = 100, .rate = 1, .window = 1 },
-    { .capacity = UINT64_MAX / 16, .max_entries = 100, .rate = 1,
+    { .capacity = UINT64_MAX / 16,
+      .max_entries = 100,
+      .rate = 1,
       .window = 100 },
   };
 
@@ -284,6 +286,33 @@ Test (minisim, exact_at_rate_1)
   minisim_get_stats (m, &st);
   cr_expect_eq (st.rate_ppm, 1000000);
   cr_expect_eq (st.references, n);
+  for (unsigned i = 0; i < MINISIM_SIZES; i++)
+    {
+      double full = full_hit_ratio (trace, n, nblocks, minisim_size (m, i));
+      cr_expect (fabs (minisim_hit_ratio (m, i) - full) < 1e-9,
+                 "size %u: %f, full %f", i, minisim_hit_ratio (m, i), full);
+    }
+  minisim_free (m);
+  free (trace);
+}
+
+/* A resize starts afresh at the new sizes, exact again at rate 1; a bad
+ * one leaves the curve as it was. */
+Test (minisim, resize)
+{
+  const uint64_t nblocks = 4096, n = 50000;
+  uint64_t *trace = zipf_trace (nblocks, n, 4);
+  struct minisim *m = new_sim (64, 100000, 1, 2 * n);
+
+  minisim_access (m, 0, 1000);
+  cr_expect_eq (minisim_resize (m, 0), -EINVAL);
+  cr_expect_eq (minisim_size (m, 3), 64);
+  cr_expect (minisim_hit_ratio (m, 3) >= 0);
+  cr_expect_eq (minisim_resize (m, 128), 0);
+  cr_expect_eq (minisim_size (m, 3), 128);
+  cr_expect_eq (minisim_hit_ratio (m, 3), -1);
+  for (uint64_t i = 0; i < n; i++)
+    minisim_access (m, trace[i], 1);
   for (unsigned i = 0; i < MINISIM_SIZES; i++)
     {
       double full = full_hit_ratio (trace, n, nblocks, minisim_size (m, i));

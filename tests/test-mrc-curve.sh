@@ -72,6 +72,16 @@ estimate_2x=$(awk '$1 == 33554432 { print $2 }' "$TESTDIR/mrc")
 within "16M cache" "$estimate" "$measured"
 test "$(stat_of mrc_sample_rate_ppm)" -gt 0
 test "$(stat_of mrc_memory_bytes)" -gt 0
+# The curve follows a resize, starting afresh: 1M to 64M around 8M.
+"$CTL" -s "$ctl" set cache-size 8M
+status=0
+"$CTL" -s "$ctl" mrc >"$TESTDIR/out" 2>&1 || status=$?
+test "$status" = 1
+grep -q "no block read sampled yet" "$TESTDIR/out"
+zipf_reads 1
+"$CTL" -s "$ctl" mrc >"$TESTDIR/mrc"
+test "$(head -1 "$TESTDIR/mrc" | cut -d' ' -f1)" = 1048576
+test "$(tail -1 "$TESTDIR/mrc" | cut -d' ' -f1)" = 67108864
 stop_server "$PID"
 
 start_control_server two "$disk" cache-size=32M block-size=4K
