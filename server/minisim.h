@@ -24,7 +24,8 @@ struct minisim_config
 {
   uint64_t capacity;    /* the block cache's capacity, in blocks, >= 1 */
   uint32_t max_entries; /* blocks the seven caches and their ghosts hold
-                         * at most, >= 1; lowers the rate below */
+                         * at most (each holds 8 and its ghost 8 at
+                         * least), >= 1; lowers the rate below */
   double rate;          /* the highest sampling rate, in (0, 1] */
   uint64_t window;      /* block reads the curve covers: between WINDOW/2
                          * and WINDOW of the latest, >= 2 */
