@@ -438,8 +438,8 @@ blkcache_config_complete (void)
   "sched=batch|normal  Scheduling policy of the request threads (default\n" \
   "                    batch: SCHED_BATCH, no preemption on wakeup).\n" \
   "control=PATH        Create a control socket at PATH (blkcachectl).\n" \
-  "mrc-samples=N       Blocks the miss-ratio curve tracks at most\n" \
-  "                    (default 16384, about 50 bytes each; 0: no curve).\n" \
+  "mrc-samples=N       Blocks the miss-ratio curve's miniature caches hold\n" \
+  "                    at most (default 16384, 40 bytes each; 0: no curve).\n" \
   "mrc-window=N        Block reads the miss-ratio curve covers (default\n" \
   "                    1048576).\n" \
   "hotset=PATH         Save the cached blocks' numbers to PATH at exit and\n" \

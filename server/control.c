@@ -479,28 +479,24 @@ cmd_clear_errors (struct client *c, int argc, char **argv, FILE *fp)
 }
 
 /* The miss-ratio curve: one "SIZE RATIO" line per cache size from 1/8 to
- * 8 times the current one, the estimated read hit ratio of an LRU cache
- * of SIZE bytes (mrc.h).  No disk I/O, so it runs here on the loop
- * thread. */
+ * 8 times the cache's capacity (the curve follows a resize), the estimated
+ * read hit ratio of a cache of SIZE bytes (minisim.h).  No disk I/O, so it
+ * runs here on the loop thread. */
 static enum cmd_status
 cmd_mrc (struct client *c, int argc, char **argv, FILE *fp)
 {
   struct engine *e = c->ctl->host.engine;
-  struct mrc *m = engine_mrc (e);
+  struct minisim *m = engine_mrc (e);
   struct engine_stats st;
 
   if (m == NULL)
     return fail (c, fp, "mrc: no curve (cache=none or mrc-samples=0)");
-  if (mrc_hit_ratio (m, 0) < 0)
+  if (minisim_hit_ratio (m, 0) < 0)
     return fail (c, fp, "mrc: no block read sampled yet");
   engine_get_stats (e, &st);
-  for (int shift = -3; shift <= 3; shift++)
-    {
-      uint64_t size = shift < 0 ? st.cache_size >> -shift
-                                : st.cache_size << shift;
-      fprintf (fp, "%" PRIu64 " %.4f\n", size,
-               mrc_hit_ratio (m, size / st.block_size));
-    }
+  for (unsigned i = 0; i < MINISIM_SIZES; i++)
+    fprintf (fp, "%" PRIu64 " %.4f\n", minisim_size (m, i) * st.block_size,
+             minisim_hit_ratio (m, i));
   return CMD_OK;
 }
 

@@ -96,14 +96,10 @@
 /* The runs, and the blocks in all, a flush writes back as one batch. */
 #define WRITEBACK_BATCH_RUNS 64
 #define WRITEBACK_BATCH_BLOCKS 256
-/* The miss-ratio curve samples every block until the blocks read outgrow
- * mrc_samples, and the rate falls from there: a lower start rate leaves
- * the curve of a small disk to a few blocks (with 64 KiB blocks and Zipf
- * reads of 256 MiB, 1 in 8 erred by 20 points).  8 partitions, each under
- * its own lock, keep the readers of a small disk from all queueing on one
- * (mrc.h). */
+/* The miss-ratio curve samples every block until its miniature caches
+ * outgrow mrc_samples, and at the rate that fits them from there
+ * (minisim.h). */
 #define MRC_START_RATE 1.0
-#define MRC_PARTITIONS 8
 /* The longest a paced background pass may wait in all (engine.h). */
 #define BACKGROUND_PASS_NS 1000000000ULL
 
@@ -113,7 +109,7 @@ struct engine
   struct extent_tree *locks;
   struct ordered_queue *oq;
   struct cache *cache; /* NULL in mode none */
-  struct mrc *mrc;     /* NULL without a cache or a curve */
+  struct minisim *mrc;   /* NULL without a cache or a curve */
   struct seqdetect *seq; /* NULL without a cache or a sequential cutoff */
   struct engine_config cfg;
   uint64_t gran; /* lock granularity: the block size or the alignment */
@@ -157,18 +153,17 @@ record_latency (struct engine *e, enum engine_latency path, uint64_t start)
 }
 
 /* The miss-ratio curve CFG asks for. */
-static struct mrc *
+static struct minisim *
 new_mrc (const struct engine_config *cfg)
 {
-  struct mrc_config mc = {
-    .max_samples = cfg->mrc_samples > MRC_PARTITIONS ? cfg->mrc_samples
-                                                     : MRC_PARTITIONS,
-    .partitions = MRC_PARTITIONS,
+  struct minisim_config mc = {
+    .capacity = cfg->cache_size / cfg->block_size,
+    .max_entries = cfg->mrc_samples,
     .rate = MRC_START_RATE,
     .window = cfg->mrc_window,
   };
 
-  return mrc_new (&mc);
+  return minisim_new (&mc);
 }
 
 struct engine *
@@ -294,7 +289,7 @@ engine_free (struct engine *e)
     log_dirty_ranges (e, r);
   if (e->cache)
     cache_free (e->cache);
-  mrc_free (e->mrc);
+  minisim_free (e->mrc);
   seqdetect_free (e->seq);
   ordered_queue_free (e->oq);
   extent_tree_free (e->locks);
@@ -993,8 +988,8 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
       uint64_t B = e->cfg.block_size;
       missed = false;
       if (e->mrc)
-        mrc_access (e->mrc, offset / B,
-                    (offset + count - 1) / B - offset / B + 1);
+        minisim_access (e->mrc, offset / B,
+                        (offset + count - 1) / B - offset / B + 1);
       r = cached_read (e, buf, count, offset,
                        e->seq && seqdetect_read (e->seq, offset, count),
                        &missed);
@@ -1647,7 +1642,7 @@ engine_get_stats (struct engine *e, struct engine_stats *s)
   if (e->cache)
     cache_get_stats (e->cache, &s->cache);
   if (e->mrc)
-    mrc_get_stats (e->mrc, &s->mrc);
+    minisim_get_stats (e->mrc, &s->mrc);
   ordered_get_stats (e->oq, &s->ordered);
   s->cache_size = atomic_load (&e->cache_size);
   s->block_size = e->cache ? e->cfg.block_size : 0;
@@ -1810,6 +1805,13 @@ engine_set_cache_size (struct engine *e, uint64_t cache_size)
   if (excess < 0)
     return excess;
   atomic_store (&e->cache_size, cache_size);
+  /* The curve follows; if it cannot, it keeps its old sizes (and says
+   * so in its output), which is no reason to fail the resize. */
+  r = e->mrc ? minisim_resize (e->mrc, cache_size / e->cfg.block_size) : 0;
+  if (r < 0)
+    log_printf (e->cfg.log, LOG_LEVEL_ERROR,
+                "mrc: the curve stays at the old cache size: %s",
+                strerror (-r));
   /* Dirty (or pinned) blocks beyond the new size: write them back and
    * evict again; nothing dirty is ever dropped. */
   for (int tries = 0; excess > 0 && tries < 3; tries++)
@@ -1824,7 +1826,7 @@ engine_set_cache_size (struct engine *e, uint64_t cache_size)
   return 0;
 }
 
-struct mrc *
+struct minisim *
 engine_mrc (struct engine *e)
 {
   return e->mrc;

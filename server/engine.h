@@ -16,7 +16,7 @@
 #include "cache.h"
 #include "histogram.h"
 #include "log.h"
-#include "mrc.h"
+#include "minisim.h"
 #include "ordered.h"
 #include "store.h"
 
@@ -59,8 +59,8 @@ struct engine_config
                             * (seqdetect.h); 0: never */
   unsigned exit_flush_s;    /* how long engine_free retries a failing
                             * flush, in seconds */
-  uint32_t mrc_samples;     /* blocks the miss-ratio curve samples at
-                            * most (mrc.h); 0: no curve */
+  uint32_t mrc_samples;     /* blocks the miss-ratio curve's miniature
+                            * caches hold at most (minisim.h); 0: no curve */
   uint64_t mrc_window;      /* block references the curve covers */
   uint64_t writeback_rate;  /* background writeback's cap, bytes a second;
                             * 0: unlimited (pacer.h) */
@@ -74,7 +74,7 @@ struct engine_stats
 {
   struct cache_stats cache;
   struct ordered_stats ordered;
-  struct mrc_stats mrc;       /* zero without a curve */
+  struct minisim_stats mrc;     /* zero without a curve */
   uint64_t cache_size;        /* the cache size now, in bytes */
   uint64_t block_size;        /* the cache block size, in bytes */
   uint64_t dirty_limit;       /* the dirty limit now, in percent */
@@ -166,9 +166,9 @@ int engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua);
 int engine_zero (struct engine *e, uint32_t count, uint64_t offset,
                  bool may_trim, bool fast, bool fua);
 
-/* The miss-ratio curve of the reads (mrc.h), or NULL: no cache, or
+/* The miss-ratio curve of the reads (minisim.h), or NULL: no cache, or
  * mrc_samples 0. */
-struct mrc *engine_mrc (struct engine *e);
+struct minisim *engine_mrc (struct engine *e);
 
 /* Prefetch a range into the cache. */
 int engine_cache (struct engine *e, uint32_t count, uint64_t offset);

@@ -54,8 +54,9 @@ static const struct metric_def engine_defs[] = {
     "Highest dirty_bytes seen." },
   { "dirty_limit_percent", METRIC_GAUGE, E (dirty_limit),
     "Share of the cache size above which cached writes wait." },
-  { "mrc_samples", METRIC_GAUGE, E (mrc.samples),
-    "Blocks the miss-ratio curve tracks now." },
+  { "mrc_samples", METRIC_GAUGE, E (mrc.entries),
+    "Blocks the miss-ratio curve's miniature caches hold now, with their "
+    "ghosts." },
   { "mrc_sample_rate_ppm", METRIC_GAUGE, E (mrc.rate_ppm),
     "Share of block numbers the miss-ratio curve samples, per million." },
   { "mrc_references", METRIC_COUNTER, E (mrc.references),

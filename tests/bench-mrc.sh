@@ -7,9 +7,9 @@
 # deltas) and gives its curve; servers with C/2 and 2C run the same
 # workload.  The table gives, at C/2, C and 2C, the curve's estimate from
 # the C server and the measured hit ratio, and their difference in points.
-# The curve estimates an LRU cache and this cache is S3-FIFO: the
-# workload mixing a Zipf hot set with a sequential scan shows where the
-# two part.  Then the cost: 4 KiB random reads of a region that fits the
+# The curve simulates this cache's S3-FIFO on sampled reads; the
+# workload mixing a Zipf hot set with a sequential scan tests it where
+# recency and frequency part.  Then the cost: 4 KiB random reads of a region that fits the
 # cache (every read a hit), IOPS with the curve (default mrc-samples) and
 # without (mrc-samples=0), BENCH_ROUNDS rounds each, medians.
 #
