@@ -937,14 +937,18 @@ read_hit (struct engine *e, char *out, uint64_t offset, uint64_t count,
 }
 
 /* Read through the cache; OUT NULL only prefetches.  With BYPASS, misses
- * are read around the cache (read_bypass).  *MISSED is set when some
- * block was not cached. */
+ * are read around the cache (read_bypass) when SEQ, a client's read, is
+ * past the sequential cutoff.  The detector is asked at the first miss
+ * only: a read the cache serves whole takes no lock of its own (and does
+ * not count in a stream).  *MISSED (false on entry) is set when some block
+ * was not cached. */
 static int
 cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
-             bool bypass, bool *missed)
+             bool seq, bool *missed)
 {
   uint64_t B = e->cfg.block_size;
   uint64_t last = (offset + count - 1) / B;
+  bool bypass = false;
 
   for (uint64_t blk = offset / B; blk <= last;)
     {
@@ -960,6 +964,8 @@ cached_read (struct engine *e, char *out, uint64_t count, uint64_t offset,
       while (run_last < last
              && !(hit_after = read_hit (e, out, offset, count, run_last + 1)))
         run_last++;
+      if (!*missed)
+        bypass = seq && e->seq && seqdetect_read (e->seq, offset, count);
       *missed = true;
       int r = bypass ? read_bypass (e, out, offset, count, blk, run_last)
                      : read_miss (e, out, offset, count, blk, run_last);
@@ -990,9 +996,7 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
       if (e->mrc)
         minisim_access (e->mrc, offset / B,
                         (offset + count - 1) / B - offset / B + 1);
-      r = cached_read (e, buf, count, offset,
-                       e->seq && seqdetect_read (e->seq, offset, count),
-                       &missed);
+      r = cached_read (e, buf, count, offset, true, &missed);
     }
   pacer_request_end (e->pacer);
   record_latency (e, missed ? ENGINE_LAT_READ_MISS : ENGINE_LAT_READ_HIT,
@@ -1003,7 +1007,7 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 int
 engine_cache (struct engine *e, uint32_t count, uint64_t offset)
 {
-  bool missed;
+  bool missed = false;
 
   if (count == 0)
     return 0;

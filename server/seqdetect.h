@@ -13,8 +13,11 @@
  * of recent streams rather than per task).
  *
  * Only exact continuations count, so random reads almost never join a
- * stream, whatever the size of the disk.  One mutex, held for a scan of
- * the table: O(SEQDETECT_STREAMS) a read.  Thread-safe.
+ * stream, whatever the size of the disk.  The engine asks only about
+ * reads that miss the cache (a read served whole from the cache is not
+ * counted), so cache hits never take the detector's lock.  One mutex,
+ * held for a scan of the table: O(SEQDETECT_STREAMS) a read that misses.
+ * Thread-safe.
  */
 #ifndef BLKCACHE_SEQDETECT_H
 #define BLKCACHE_SEQDETECT_H
