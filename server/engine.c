@@ -26,7 +26,11 @@
  * where it allocates nothing); otherwise, and for FUA zeroes and trims,
  * the ordered extent's completion stamp serves group commit: the reply
  * waits, with no lock held, for the first fdatasync that starts after its
- * I/O completed, and concurrent ones share one fdatasync.
+ * I/O completed, and concurrent ones share one fdatasync.  Under fua=auto
+ * a FUA write that allocates goes to the page cache (route_of), not
+ * durable until that fdatasync, so it leaves no CLEAN block holding its
+ * bytes: CLEAN blocks of its range are dropped, DIRTY ones take the bytes
+ * as dirty bytes (update_cache_unsettled).
  *
  * Cached writes copy into blocks under the lock and mark them DIRTY.  A
  * block a cached write creates is filled (the disk's bytes, then the
@@ -1301,22 +1305,61 @@ trim_store (struct engine *e, const struct direct_req *q, uint64_t *from,
   return r;
 }
 
-/* Whether the FUA write Q is to carry RWF_DSYNC (else group commit makes
- * it durable).  Never while a sync failure is latched: group commit then
- * fails it, as rule 2 wants.  Under fua=auto, only where the write
- * allocates nothing: a write that allocates needs a journal commit, which
- * the filesystem runs inside an RWF_DSYNC write with the file locked, one
- * write at a time, while group commit shares one among all the writes
- * waiting (server/README, FUA).  The caller holds the range, so no trim
- * can punch a hole in it after the look. */
-static bool
-use_dsync (struct engine *e, const struct direct_req *q)
+/* How a direct write reaches the disk. */
+enum route
+{
+  ROUTE_PLAIN,      /* store_write; a FUA one is made durable by group
+                     * commit */
+  ROUTE_DSYNC,      /* store_write with RWF_DSYNC: durable on return */
+  ROUTE_PAGE_CACHE, /* store_write_unsettled, made durable by group
+                     * commit */
+};
+
+/* The route of the direct I/O Q.  Only a FUA write leaves ROUTE_PLAIN, and
+ * never while a sync failure is latched: group commit then fails it, as
+ * rule 2 wants.  Under fua=auto a write that allocates nothing carries
+ * RWF_DSYNC.  One that allocates needs a journal commit, which the
+ * filesystem runs inside an RWF_DSYNC write, and an O_DIRECT write that
+ * allocates takes the file's lock alone, one write at a time; through the
+ * page cache, writes that allocate take it only for a copy, and group
+ * commit shares one fdatasync (and its journal commit) among all the
+ * writes waiting (server/README, FUA).  The caller holds the range, so no
+ * trim can punch a hole in it after the look. */
+static enum route
+route_of (struct engine *e, const struct direct_req *q)
 {
   if (!q->fua || q->op != DIRECT_WRITE || e->cfg.fua == ENGINE_FUA_GROUP
       || ordered_sync_failed (e->oq))
-    return false;
-  return e->cfg.fua == ENGINE_FUA_DSYNC
-         || store_allocated (e->st, q->offset, q->count);
+    return ROUTE_PLAIN;
+  if (e->cfg.fua == ENGINE_FUA_DSYNC
+      || store_allocated (e->st, q->offset, q->count))
+    return ROUTE_DSYNC;
+  return e->st->direct ? ROUTE_PAGE_CACHE : ROUTE_PLAIN;
+}
+
+/* After a write of [offset, offset+count) to the page cache, not durable
+ * yet (ROUTE_PAGE_CACHE; the caller holds the range): the CLEAN blocks of
+ * the range are dropped, since a failed writeback of the page cache would
+ * leave the disk older than they are; DIRTY ones take the bytes as dirty
+ * bytes, so that their own writeback puts them on the disk whatever
+ * becomes of the page cache. */
+static void
+update_cache_unsettled (struct engine *e, const char *data, uint64_t count,
+                        uint64_t offset)
+{
+  uint64_t B = e->cfg.block_size;
+  uint64_t last = (offset + count - 1) / B;
+
+  if (cache_drop_range (e->cache, offset / B, last, false) == 0)
+    return;
+  for (uint64_t blk = offset / B; blk <= last; blk++)
+    {
+      uint64_t bstart = blk * B;
+      uint64_t from = offset > bstart ? offset : bstart;
+      uint64_t to = min_u64 (offset + count, bstart + B);
+      cache_write (e->cache, blk, data + (from - offset), from - bstart,
+                   to - from);
+    }
 }
 
 static int
@@ -1325,7 +1368,7 @@ direct_io (struct engine *e, const struct direct_req *q)
   struct ordered_extent *oe;
   uint64_t start, end, stamp;
   uint64_t from = q->offset, to = q->offset + q->count;
-  bool dsync;
+  enum route route;
   enum ordered_kind kind = q->op == DIRECT_WRITE ? ORDERED_DIRECT_WRITE
                            : q->op == DIRECT_ZERO ? ORDERED_ZERO
                                                   : ORDERED_TRIM;
@@ -1347,11 +1390,14 @@ direct_io (struct engine *e, const struct direct_req *q)
       return r;
     }
   race_window (e);
-  dsync = use_dsync (e, q);
+  route = route_of (e, q);
   switch (q->op)
     {
     case DIRECT_WRITE:
-      r = write_store (e, q->data, q->count, q->offset, dsync);
+      r = route == ROUTE_PAGE_CACHE
+              ? store_write_unsettled (e->st, q->data, q->count, q->offset)
+              : write_store (e, q->data, q->count, q->offset,
+                             route == ROUTE_DSYNC);
       break;
     case DIRECT_ZERO:
       r = zero_store (e, q);
@@ -1360,14 +1406,18 @@ direct_io (struct engine *e, const struct direct_req *q)
       r = trim_store (e, q, &from, &to);
       break;
     }
-  if (e->cache && r == 0 && from < to)
+  if (e->cache && r == 0 && route == ROUTE_PAGE_CACHE)
+    update_cache_unsettled (e, q->data, q->count, q->offset);
+  else if (e->cache && r == 0 && from < to)
     update_cache (e, q->op == DIRECT_WRITE ? q->data : NULL, to - from, from);
   else if (e->cache && r < 0)
     invalidate_cache (e, end - start, start);
   stamp = ordered_complete (e->oq, oe, r);
   unlock_range (e, start, end);
-  if (r == 0 && q->fua && !dsync)
+  if (r == 0 && q->fua && route != ROUTE_DSYNC)
     r = group_commit (e, stamp);
+  if (r == 0 && route == ROUTE_PAGE_CACHE)
+    store_drop_page_cache (e->st, q->offset, q->count);
   return r;
 }
 

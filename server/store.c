@@ -305,6 +305,12 @@ buffered_write (struct store *st, const void *buf, size_t count,
   return r;
 }
 
+void
+store_drop_page_cache (struct store *st, uint64_t offset, uint64_t count)
+{
+  posix_fadvise (st->bfd, offset, count, POSIX_FADV_DONTNEED);
+}
+
 /* Read an aligned range of the O_DIRECT body into an aligned buffer. */
 static int
 read_direct (struct store *st, void *buf, size_t count, uint64_t offset)
@@ -428,6 +434,15 @@ store_write (struct store *st, const void *buf, size_t count,
     }
   free (bounce);
   return r;
+}
+
+int
+store_write_unsettled (struct store *st, const void *buf, size_t count,
+                       uint64_t offset)
+{
+  int r = write_allowed (st, count, offset);
+
+  return r < 0 ? r : full_pwrite (st->bfd, buf, count, offset, false);
 }
 
 /* Writes in flight per AIO context. */

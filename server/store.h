@@ -76,6 +76,20 @@ int store_read (struct store *st, void *buf, size_t count, uint64_t offset);
 int store_write (struct store *st, const void *buf, size_t count,
                  uint64_t offset, bool fua);
 
+/* Write COUNT bytes from BUF at OFFSET (any alignment) through the page
+ * cache and leave them there: not settled, not durable.  For a caller
+ * that makes them durable with store_sync and takes that sync's failure
+ * as this write's, and that keeps no CLEAN cached copy of them meanwhile
+ * (a failed writeback of the page cache loses them).  Returns 0 or a
+ * negative errno. */
+int store_write_unsettled (struct store *st, const void *buf, size_t count,
+                           uint64_t offset);
+
+/* Drop [OFFSET, OFFSET+COUNT) from the page cache where it is clean (after
+ * store_write_unsettled and a successful store_sync). */
+void store_drop_page_cache (struct store *st, uint64_t offset,
+                            uint64_t count);
+
 /* One write of a batch: BUF, COUNT and OFFSET as for store_write;
  * store_write_batch sets RESULT to 0 or a negative errno. */
 struct store_io
